@@ -1,0 +1,102 @@
+"""Put a batch into an agent's input box and make sure it was submitted. tmux I/O lives here."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.manifest import Target
+from bridge.screen import BUSY, EXITED, Reading, classify, input_text
+from bridge.tmux import Tmux, TmuxError
+
+CONFIRM_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    via: str = ""  # "receipt" or "screen"
+    reason: str = ""
+
+
+def read_target(tmux: Tmux, target: Target) -> Reading:
+    """The agent's state from its screen; a missing or dead pane reads as exited."""
+    info = tmux.pane_info(target.pane)
+    if info is None:
+        return Reading(EXITED, "pane is gone")
+    if info.dead:
+        return Reading(EXITED, f"agent exited (status {info.dead_status or '?'})")
+    try:
+        return classify(tmux.capture(target.pane), target.rules)
+    except TmuxError as exc:
+        return Reading(EXITED, str(exc))
+
+
+def _cleared(tmux: Tmux, target: Target, before: str) -> bool:
+    """Screen evidence of a submit: the screen moved on, and our text is no longer in the input box."""
+    screen = tmux.capture(target.pane)
+    if screen == before:
+        return False
+    reading = classify(screen, target.rules)
+    if reading.state == BUSY:
+        return True
+    return input_text(screen, target.rules) == ""
+
+
+def _poll(deadline: float, check: Callable[[], str | None]) -> str | None:
+    delay = 0.005
+    while True:
+        found = check()
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(delay)  # a poll with a deadline: the agent reacts on its own clock
+        delay = min(delay * 2, 0.05)
+
+
+def deliver(
+    tmux: Tmux,
+    target: Target,
+    text: str,
+    paste_file: Path,
+    buffer: str,
+    receipt: Callable[[], bool],
+    before: str,
+) -> Outcome:
+    """Paste ``text`` bracketed and press the submit key; confirm by hook receipt first, screen second;
+    press submit once more if the text is still sitting in the box; otherwise report failure."""
+    fd = os.open(paste_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+    try:
+        tmux.paste_and_submit(target.pane, paste_file, buffer, target.submit_key)
+    except TmuxError as exc:
+        return Outcome(False, reason=f"paste failed: {exc}")
+    finally:
+        paste_file.unlink(missing_ok=True)
+    return confirm(tmux, target, receipt, before)
+
+
+def confirm(tmux: Tmux, target: Target, receipt: Callable[[], bool], before: str) -> Outcome:
+    def check() -> str | None:
+        if receipt():
+            return "receipt"
+        try:
+            return "screen" if _cleared(tmux, target, before) else None
+        except TmuxError:
+            return None
+
+    for attempt in range(2):
+        via = _poll(time.monotonic() + CONFIRM_SECONDS, check)
+        if via:
+            return Outcome(True, via)
+        if attempt == 0:
+            try:
+                tmux.send_keys(target.pane, target.submit_key)  # the one retry: the notes' recipe
+            except TmuxError as exc:
+                return Outcome(False, reason=f"submit key failed: {exc}")
+    return Outcome(False, reason="the input box did not clear after two submit presses")

@@ -1,0 +1,82 @@
+"""Take message files out of the outbox: record each in the ledger first, then claim it; set bad ones aside."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.message import SENDERS, MalformedMessage, Message, is_candidate, read_message_file
+
+
+@dataclass(frozen=True)
+class Arrival:
+    path: Path
+    message: Message
+    digest: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    path: Path
+    reason: str
+
+
+def digest(message: Message) -> str:
+    data = json.dumps([message.sender, list(message.to), message.kind, message.body], ensure_ascii=False)
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
+
+
+def scan(outbox: Path) -> tuple[list[Arrival], list[Refusal]]:
+    """Everything waiting in the outbox, oldest first, split into messages and files to refuse."""
+    arrivals: list[Arrival] = []
+    refusals: list[Refusal] = []
+    try:
+        folders = sorted(os.scandir(outbox), key=lambda e: e.name)
+    except FileNotFoundError:
+        return arrivals, refusals
+    for folder in folders:
+        if not is_candidate(folder.name):
+            continue
+        path = Path(folder.path)
+        if folder.is_symlink() or not folder.is_dir():
+            refusals.append(Refusal(path, "not a sender folder (worker/, reviewer/ or human/)"))
+            continue
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError:
+            continue
+        for item in entries:
+            if not is_candidate(item.name):
+                continue  # a writer's temp file, renamed into place when complete
+            file_path = Path(item.path)
+            if folder.name not in SENDERS:
+                refusals.append(Refusal(file_path, f"unknown sender folder {folder.name!r}"))
+                continue
+            try:
+                message = read_message_file(file_path, outbox)
+            except MalformedMessage as exc:
+                refusals.append(Refusal(file_path, exc.reason))
+                continue
+            except FileNotFoundError:
+                continue  # claimed or removed under us
+            except OSError as exc:
+                refusals.append(Refusal(file_path, f"unreadable: {exc.strerror}"))
+                continue
+            arrivals.append(Arrival(file_path, message, digest(message)))
+    arrivals.sort(key=lambda a: (a.message.created, a.message.id))
+    return arrivals, refusals
+
+
+def move_aside(path: Path, run_dir: Path, folder: str) -> Path:
+    """Move a file (or link, or folder) under ``run_dir/folder/<sender>/``, never overwriting anything."""
+    dest_dir = run_dir / folder / path.parent.name
+    dest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    dest = dest_dir / path.name
+    if dest.exists() or dest.is_symlink():
+        dest = dest_dir / f"{path.name}.{secrets.token_hex(3)}"
+    os.rename(path, dest)
+    return dest

@@ -1,0 +1,3 @@
+from pairloop.cli import main
+
+main()

@@ -1,0 +1,12 @@
+"""Role briefs: text files, rendered with the run's task and the exact commands to use."""
+
+from __future__ import annotations
+
+from importlib import resources
+from string import Template
+
+
+def render_brief(role: str, task: str, partner_agent: str) -> str:
+    text = resources.files(__package__).joinpath(f"{role}.md").read_text(encoding="utf-8")
+    return Template(text).safe_substitute(task=task or "(the human will give you the task)",
+                                          partner_agent=partner_agent)

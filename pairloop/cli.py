@@ -1,0 +1,250 @@
+"""The command line. Thin: parse, call the core, turn core errors into messages and exit codes.
+
+Exit codes: 0 ok, 1 failed, 2 usage error, 3 no such run, 4 a needed program (tmux, an agent) is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bridge.book import Book
+from bridge.ledger import read_events
+from bridge.message import AGENT_ROLES, partner_of
+from bridge.tmux import Tmux, TmuxError, TmuxMissing
+from pairloop import __version__
+from pairloop.errors import MissingTool, NoSuchRun, PairloopError, UsageProblem
+from pairloop.lifecycle import send_message, start_run, stop_run, tmux_for, wait_until_running
+from pairloop.runs import Run, find_run, list_runs, repo_root
+from pairloop.views import conversation, message_lines, message_record, run_status, status_lines
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Failure(click.ClickException):
+    """A core error shown as one clear line, with the exit code of its kind."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def core_errors(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TmuxMissing as exc:
+            raise Failure(str(exc), MissingTool.exit_code) from None
+        except TmuxError as exc:
+            raise Failure(f"tmux: {exc}", 1) from None
+        except PairloopError as exc:
+            raise Failure(str(exc), exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_tmux(socket: str | None) -> Tmux:
+    try:
+        return Tmux(socket_name=socket) if socket else Tmux()
+    except TmuxMissing as exc:
+        raise MissingTool(str(exc)) from None
+
+
+def here() -> Path:
+    return repo_root(Path(os.environ.get("PAIRLOOP_REPO") or os.getcwd()))
+
+
+run_option = click.option("--run", "run_id", envvar="PAIRLOOP_RUN", help="Run id (or a unique prefix).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pairloop")
+def cli() -> None:
+    """Agent-to-agent pair programming in the terminal: a worker and a reviewer side by side in tmux,
+    relayed by a file-watching bridge, with you watching and steering."""
+
+
+@cli.command()
+@click.argument("task", required=False, default="")
+@click.option("--worker", default="sim", show_default=True, envvar="PAIRLOOP_WORKER", help="Agent that does the work.")
+@click.option("--reviewer", default="sim", show_default=True, envvar="PAIRLOOP_REVIEWER",
+              help="Agent that reviews.")
+@click.option("--attach/--no-attach", default=True,
+              help="Attach to the session (default), or return once both agents are running.")
+@click.option("--socket", envvar="PAIRLOOP_TMUX_SOCKET", help="Use a private tmux server with this socket name.")
+@core_errors
+def start(task: str, worker: str, reviewer: str, attach: bool, socket: str | None) -> None:
+    """Start a pair session on TASK in the current repository."""
+    tmux = open_tmux(socket)
+    run = start_run(tmux, here(), task, worker, reviewer)
+    wait_until_running(tmux, run)
+    click.echo(f"run {run.id}  session {run.session}")
+    if not attach or not sys.stdin.isatty():
+        click.echo(f"watch it: {' '.join(tmux.attach_argv(run.session))}")
+        return
+    argv = tmux.attach_argv(run.session)
+    if os.environ.get("TMUX") and not socket:
+        tmux.run("switch-client", "-t", f"={run.session}")  # already inside this tmux: switch, don't nest
+        return
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+    sys.stdout.flush()
+    os.execvpe("tmux", argv, env)
+
+
+def _sender_and_run(run_id: str | None) -> tuple[str, Run]:
+    role = os.environ.get("PAIRLOOP_ROLE", "")
+    sender = role if role in AGENT_ROLES and os.environ.get("PAIRLOOP_RUN_DIR") else "human"
+    env = dict(os.environ) if sender != "human" else {k: v for k, v in os.environ.items()
+                                                      if k != "PAIRLOOP_RUN_DIR"}
+    return sender, find_run(here(), run_id, env)
+
+
+def _read_body(text: str) -> str:
+    body = sys.stdin.read() if text == "-" else text
+    if not body.strip():
+        raise UsageProblem("the message is empty")
+    return body
+
+
+def _post(run_id: str | None, to: str | None, text: str, kind: str) -> None:
+    sender, run = _sender_and_run(run_id)
+    if to is None:
+        if sender == "human":
+            raise UsageProblem("from outside an agent pane, say who it is for: --to worker|reviewer|both")
+        to = partner_of(sender)
+    recipients = ("worker", "reviewer") if to == "both" else (to,)
+    recipients = tuple(r for r in recipients if r != sender)
+    if not recipients:
+        raise UsageProblem(f"the {sender} cannot send a message to itself")
+    message = send_message(run, sender, recipients, _read_body(text), kind)
+    click.echo(message.id)
+
+
+to_option = click.option("--to", type=click.Choice(["worker", "reviewer", "both", "human"]),
+                         help="Recipient; inside an agent pane it defaults to the partner.")
+
+
+@cli.command()
+@click.argument("text")
+@to_option
+@run_option
+@core_errors
+def send(text: str, to: str | None, run_id: str | None) -> None:
+    """Send TEXT (or '-' for stdin) to an agent through the bridge; prints the message id."""
+    _post(run_id, to, text, "message")
+
+
+@cli.command()
+@click.argument("note", required=False, default="Approved.")
+@run_option
+@core_errors
+def approve(note: str, run_id: str | None) -> None:
+    """Reviewer: approve the current state of the work."""
+    _post(run_id, "worker" if os.environ.get("PAIRLOOP_ROLE") != "worker" else None, note, "approve")
+
+
+@cli.command()
+@click.argument("note", required=False, default="Done.")
+@run_option
+@core_errors
+def done(note: str, run_id: str | None) -> None:
+    """Worker: claim the task is finished (the pair agrees once the reviewer has approved)."""
+    _post(run_id, "reviewer" if os.environ.get("PAIRLOOP_ROLE") != "reviewer" else None, note, "done")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document with every run.")
+@click.option("--all", "show_all", is_flag=True, help="Include stopped runs.")
+@core_errors
+def status(as_json: bool, show_all: bool) -> None:
+    """The runs of this repository: session, each agent's role and state, queued and delivered counts."""
+    runs = [r for r in list_runs(here()) if show_all or r.state != "stopped"]
+    statuses = []
+    for run in runs:
+        try:
+            tmux: Tmux | None = tmux_for(run)
+        except MissingTool:
+            tmux = None
+        statuses.append(run_status(run, tmux))
+    if as_json:
+        click.echo(json.dumps({"runs": statuses}, indent=2))
+        return
+    if not statuses:
+        click.echo("no active runs here" + ("" if show_all else " (--all shows stopped ones)"))
+    for st in statuses:
+        click.echo("\n".join(status_lines(st)))
+
+
+@cli.command()
+@run_option
+@click.option("-f", "--follow", is_flag=True, help="Keep printing as the conversation goes on.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per message (per change, with -f).")
+@core_errors
+def log(run_id: str | None, follow: bool, as_json: bool) -> None:
+    """The conversation of a run, from its ledger."""
+    run = find_run(here(), run_id, active=False)
+    book, offset = Book(), 0
+    printed: dict[str, str] = {}
+    while True:
+        for offset, event in read_events(run.ledger_path, offset):  # noqa: B007 - offset carries on
+            book.apply(event)
+        for entry in conversation(book):
+            if printed.get(entry.message.id) == entry.state:
+                continue
+            if entry.message.id in printed and not as_json:
+                click.echo(f"#{entry.seq} {entry.state}")
+            elif as_json:
+                click.echo(json.dumps(message_record(entry), ensure_ascii=False))
+            else:
+                click.echo("\n".join(message_lines(entry)))
+            printed[entry.message.id] = entry.state
+        if not follow or (book.run_state == "stopped"):
+            return
+        time.sleep(0.2)
+
+
+@cli.command()
+@run_option
+@core_errors
+def stop(run_id: str | None) -> None:
+    """Close a run's tmux session, let its bridge exit, and mark it stopped."""
+    run = find_run(here(), run_id, active=run_id is None)
+    tmux = tmux_for(run)
+    if stop_run(tmux, run):
+        click.echo(f"stopped run {run.id}")
+    else:
+        click.echo(f"run {run.id} is already stopped")
+
+
+@cli.command()
+@click.option("--attach/--no-attach", default=None,
+              help="Watch it in tmux (default when run from a terminal) or print the outcome.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the pair to agree.")
+@click.option("--keep", is_flag=True, help="Keep the throwaway repository afterwards.")
+@core_errors
+def demo(attach: bool | None, timeout: float, keep: bool) -> None:
+    """Two simulated agents pair on a built-in task in a throwaway repo. No accounts needed."""
+    from pairloop.demo import run_demo
+
+    if attach is None:
+        attach = sys.stdin.isatty() and sys.stdout.isatty()
+    code = run_demo(attach, timeout, click.echo, keep)
+    if code:
+        raise Failure("the demo pair did not agree in time", code)
+
+
+def main() -> None:
+    try:
+        cli(prog_name="pairloop")
+    except NoSuchRun as exc:  # pragma: no cover - core_errors handles these inside commands
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)

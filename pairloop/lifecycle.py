@@ -1,0 +1,152 @@
+"""Start, watch and stop a run. Every function takes the tmux server it works on."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bridge.ledger import append_once
+from bridge.manifest import targets, write_manifest
+from bridge.message import Message, new_message_id, post
+from bridge.screen import EXITED, STARTING
+from bridge.tmux import Tmux, TmuxError
+from pairloop.agents import AgentProfile, profile
+from pairloop.briefs import render_brief
+from pairloop.errors import MissingTool, PairloopError
+from pairloop.runs import RUNNING, STOPPED, Run, base_commit, create_run_dir, git, load_run, slug
+from pairloop.workspace import launch, open_workspace
+
+ROLES = ("worker", "reviewer")
+
+
+def _bin_dir() -> str:
+    """Where this pairloop's console scripts live, so `pairloop send` works inside the panes."""
+    return str(Path(sys.executable).parent)
+
+
+def agent_env(base: dict[str, str], run_dir: Path, role: str, prof: AgentProfile) -> dict[str, str]:
+    env = {**base, **prof.env, "PAIRLOOP_RUN_DIR": str(run_dir), "PAIRLOOP_ROLE": role}
+    path = env.get("PATH", os.defpath)
+    if _bin_dir() not in path.split(os.pathsep):
+        env["PATH"] = _bin_dir() + os.pathsep + path
+    return env
+
+
+def start_run(tmux: Tmux, repo: Path, task: str, worker: str, reviewer: str,
+              env: dict[str, str] | None = None) -> Run:
+    """Create the run directory and manifest, open the workspace, start both agents and the bridge, and
+    queue the task as the worker's first prompt (the bridge delivers it once the worker is ready)."""
+    env = dict(os.environ) if env is None else env
+    profiles = {"worker": profile(worker), "reviewer": profile(reviewer)}
+    for prof in profiles.values():
+        prof.check_installed()
+    if git(repo, "rev-parse", "--git-dir").returncode != 0:
+        raise PairloopError(f"{repo} is not a git repository (pairloop reviews commits: run `git init` first)")
+    run_id, run_dir = create_run_dir(repo)
+    session = f"pairloop-{slug(repo.name)}-{run_id}"
+    titles = {role: f"{role} · {profiles[role].name}" for role in ROLES} | {"bridge": "bridge"}
+    panes = open_workspace(tmux, session, repo, titles)
+    try:
+        manifest: dict[str, Any] = {
+            "version": 1, "id": run_id, "task": task, "repo": str(repo), "base_commit": base_commit(repo),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "state": RUNNING,
+            "tmux": {"socket_path": tmux.socket_path(), "session": session},
+            "bridge_pane": panes.bridge,
+            "roles": {role: {"agent": profiles[role].name, "pane": panes.by_role()[role],
+                             "submit_key": profiles[role].submit_key, "screen": profiles[role].rules.to_json(),
+                             "session_id": None} for role in ROLES},
+        }
+        write_manifest(run_dir, manifest)
+        if task.strip():
+            post(run_dir / "outbox", Message(new_message_id(), "human", ("worker",), task, "task"))
+        launch(tmux, panes.bridge, [sys.executable, "-m", "bridge", str(run_dir)])
+        for role in ROLES:
+            partner = profiles["reviewer" if role == "worker" else "worker"].name
+            brief = run_dir / f"brief-{role}.md"
+            brief.write_text(render_brief(role, task, partner), encoding="utf-8")
+            spec = {"argv": profiles[role].argv(brief), "cwd": str(repo),
+                    "env": agent_env(env, run_dir, role, profiles[role])}
+            spec_path = run_dir / "launch" / f"{role}.json"
+            fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(spec, f)
+            launch(tmux, panes.by_role()[role], [sys.executable, "-m", "pairloop.launch", str(run_dir), role])
+    except BaseException:
+        tmux.kill_session(session)
+        raise
+    return load_run(run_dir)
+
+
+def wait_until_running(tmux: Tmux, run: Run, timeout: float = 30.0) -> dict[str, str]:
+    """Poll both agent screens until each shows it is up (ready, busy or a dialog); fail if one exits."""
+    from bridge.delivery import read_target
+
+    deadline = time.monotonic() + timeout
+    states: dict[str, str] = {}
+    while True:
+        for role, target in targets(run.manifest).items():
+            reading = read_target(tmux, target)
+            states[role] = reading.state
+            if reading.state == EXITED:
+                raise PairloopError(f"the {role} ({target.agent}) exited at start: {reading.detail}; "
+                                    f"see its pane with `tmux -S {run.socket_path} attach -t ={run.session}`")
+        if all(s != STARTING for s in states.values()):
+            return states
+        if time.monotonic() > deadline:
+            waiting = ", ".join(r for r, s in states.items() if s == STARTING)
+            raise PairloopError(f"timed out after {timeout:.0f}s waiting for the {waiting} to start")
+        time.sleep(0.05)
+
+
+def send_message(run: Run, sender: str, to: tuple[str, ...], body: str, kind: str = "message") -> Message:
+    if run.state == STOPPED:
+        raise PairloopError(f"run {run.id} is stopped; start a new one with `pairloop start`")
+    message = Message(new_message_id(), sender, to, body, kind)
+    Message.from_json(message.to_json())  # the same validation the bridge applies
+    post(run.dir / "outbox", message)
+    return message
+
+
+def bridge_running(run: Run) -> bool:
+    """The bridge holds an exclusive lock on bridge.lock for as long as it runs."""
+    path = run.dir / "bridge.lock"
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def stop_run(tmux: Tmux, run: Run, timeout: float = 10.0) -> bool:
+    """Mark the run stopped, close its session (the bridge exits on the hangup) and wait for the bridge.
+    Returns False when the run was already stopped."""
+    if run.manifest.get("state") == STOPPED:
+        return False
+    append_once(run.ledger_path, {"ev": "run", "state": STOPPED})
+    run.mark(STOPPED)
+    try:
+        if tmux.has_session(run.session):
+            tmux.kill_session(run.session)
+    except TmuxError:
+        pass
+    deadline = time.monotonic() + timeout
+    while bridge_running(run) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
+
+
+def tmux_for(run: Run) -> Tmux:
+    try:
+        return Tmux(socket_path=run.socket_path)
+    except TmuxError as exc:
+        raise MissingTool(str(exc)) from None
