@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,14 +31,27 @@ def digest(message: Message) -> str:
     return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
 
 
-def scan(outbox: Path) -> tuple[list[Arrival], list[Refusal]]:
+# A file that does not parse yet but was written this recently may still be being written by a sender that
+# does not rename into place (`echo ... > file`): look again shortly before refusing it.
+SETTLE_SECONDS = 1.0
+
+
+@dataclass
+class Scan:
+    arrivals: list[Arrival]
+    refusals: list[Refusal]
+    unsettled: int = 0  # files to look at again shortly
+
+
+def scan(outbox: Path, now: float | None = None) -> Scan:
     """Everything waiting in the outbox, oldest first, split into messages and files to refuse."""
-    arrivals: list[Arrival] = []
-    refusals: list[Refusal] = []
+    now = time.time() if now is None else now
+    result = Scan([], [])
+    arrivals, refusals = result.arrivals, result.refusals
     try:
         folders = sorted(os.scandir(outbox), key=lambda e: e.name)
     except FileNotFoundError:
-        return arrivals, refusals
+        return result
     for folder in folders:
         if not is_candidate(folder.name):
             continue
@@ -59,7 +73,10 @@ def scan(outbox: Path) -> tuple[list[Arrival], list[Refusal]]:
             try:
                 message = read_message_file(file_path, outbox)
             except MalformedMessage as exc:
-                refusals.append(Refusal(file_path, exc.reason))
+                if _fresh(item, now) and not item.is_symlink():
+                    result.unsettled += 1
+                else:
+                    refusals.append(Refusal(file_path, exc.reason))
                 continue
             except FileNotFoundError:
                 continue  # claimed or removed under us
@@ -68,7 +85,14 @@ def scan(outbox: Path) -> tuple[list[Arrival], list[Refusal]]:
                 continue
             arrivals.append(Arrival(file_path, message, digest(message)))
     arrivals.sort(key=lambda a: (a.message.created, a.message.id))
-    return arrivals, refusals
+    return result
+
+
+def _fresh(item: os.DirEntry[str], now: float) -> bool:
+    try:
+        return now - item.stat(follow_symlinks=False).st_mtime < SETTLE_SECONDS
+    except OSError:
+        return False
 
 
 def move_aside(path: Path, run_dir: Path, folder: str) -> Path:

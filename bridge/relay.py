@@ -18,7 +18,7 @@ from bridge.book import DELIVERED, DELIVERING, FAILED, QUEUED, Book, Entry
 from bridge.delivery import confirm as confirm_delivery
 from bridge.delivery import deliver, read_target
 from bridge.ledger import Ledger, read_events
-from bridge.mailbox import move_aside, scan
+from bridge.mailbox import SETTLE_SECONDS, move_aside, scan
 from bridge.manifest import Target, read_manifest, targets
 from bridge.report import Reporter, describe
 from bridge.screen import BUSY, DIALOG, DRAFT, EXITED, READY, STARTING, Reading
@@ -67,6 +67,7 @@ class Bridge:
         self._lock_fd: int | None = None
         self._ledger: Ledger | None = None
         self._paste_count = 0
+        self.rescan_at = 0.0
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -139,6 +140,8 @@ class Bridge:
     def next_timeout(self) -> float:
         now = time.monotonic()
         waits = [w.next_check - now for role, w in self.watch.items() if self.book.pending(role)]
+        if self.rescan_at:
+            waits.append(self.rescan_at - now)
         if not waits:
             return HOUSEKEEPING_SECONDS
         return max(0.0, min(waits))
@@ -156,10 +159,11 @@ class Bridge:
         return self.tmux.has_session(str(self.manifest["tmux"]["session"]))
 
     def ingest(self) -> None:
-        arrivals, refusals = scan(self.outbox)
-        for refusal in refusals:
+        found = scan(self.outbox)
+        self.rescan_at = time.monotonic() + SETTLE_SECONDS / 2 if found.unsettled else 0.0
+        for refusal in found.refusals:
             self.refuse(refusal.path, refusal.reason)
-        for arrival in arrivals:
+        for arrival in found.arrivals:
             known = self.book.entries.get(arrival.message.id)
             if known is not None and known.digest != arrival.digest:
                 self.refuse(arrival.path, f"duplicate id {arrival.message.id} with different content")

@@ -83,7 +83,8 @@ def start_run(tmux: Tmux, repo: Path, task: str, worker: str, reviewer: str,
 
 
 def wait_until_running(tmux: Tmux, run: Run, timeout: float = 30.0) -> dict[str, str]:
-    """Poll both agent screens until each shows it is up (ready, busy or a dialog); fail if one exits."""
+    """Poll until the bridge runs and both agent screens show they are up (ready, busy or a dialog);
+    fail if an agent exits."""
     from bridge.delivery import read_target
 
     deadline = time.monotonic() + timeout
@@ -95,10 +96,10 @@ def wait_until_running(tmux: Tmux, run: Run, timeout: float = 30.0) -> dict[str,
             if reading.state == EXITED:
                 raise PairloopError(f"the {role} ({target.agent}) exited at start: {reading.detail}; "
                                     f"see its pane with `tmux -S {run.socket_path} attach -t ={run.session}`")
-        if all(s != STARTING for s in states.values()):
+        if all(s != STARTING for s in states.values()) and bridge_running(run):
             return states
         if time.monotonic() > deadline:
-            waiting = ", ".join(r for r, s in states.items() if s == STARTING)
+            waiting = ", ".join([r for r, s in states.items() if s == STARTING] or ["bridge"])
             raise PairloopError(f"timed out after {timeout:.0f}s waiting for the {waiting} to start")
         time.sleep(0.05)
 
