@@ -58,7 +58,7 @@ class Book:
         elif ev in (DELIVERING, DELIVERED, FAILED, QUEUED):
             for msg_id in event.get("ids", []):
                 entry = self.entries.get(msg_id)
-                if entry is not None and entry.deliveries.get(event["to"]) not in (DELIVERED, FAILED):
+                if entry is not None and entry.deliveries.get(event["to"]) in (QUEUED, DELIVERING):
                     entry.deliveries[event["to"]] = ev
                     if "reason" in event:
                         entry.reasons[event["to"]] = str(event["reason"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -157,7 +158,7 @@ def read_message_file(path: Path, outbox: Path) -> Message:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise MalformedMessage(f"unparseable JSON: {exc.msg} at line {exc.lineno}") from None
+        raise MalformedMessage(f"unparseable JSON: {exc.msg} (line {exc.lineno})") from None
     message = Message.from_json(data)
     if message.sender != sender:
         raise MalformedMessage(f"'from' is {message.sender!r} but the file is in the {sender!r} outbox")
@@ -170,5 +171,8 @@ def _plain_message(path: Path, sender: str, text: str) -> Message:
         raise MalformedMessage("plain-text files are only for agents; the human must name 'to' in JSON")
     if not text.strip():
         raise MalformedMessage("empty body")
-    stem = path.stem if _ID.match(path.stem) else new_message_id()
-    return Message(f"{stem}", sender, (partner_of(sender),), text, "message", path.lstat().st_mtime)
+    st = path.lstat()
+    # The same file read again (after a crash) gets the same id; another file of the same name does not.
+    tag = hashlib.sha256(f"{sender}\0{st.st_mtime_ns}\0{text}".encode()).hexdigest()[:8]
+    stem = path.stem if _ID.match(path.stem) else "note"
+    return Message(f"{stem[:60]}-{tag}", sender, (partner_of(sender),), text, "message", st.st_mtime)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -176,10 +177,10 @@ class Bridge:
                 entry = self.book.entries[msg.id]
                 self.report.line(f"{describe(entry)} received")
                 self.check_agreement(entry)
-            try:
-                move_aside(arrival.path, self.run_dir, "archive")
-            except FileNotFoundError:
-                pass
+            # Claimed: the ledger now holds the whole message. Unlink rather than move it elsewhere: a move
+            # out of a watched folder is an unpaired IN_MOVED_FROM, which watchdog holds back for 0.5 s.
+            with contextlib.suppress(FileNotFoundError):
+                arrival.path.unlink()
             for role in arrival.message.to:
                 if role in self.watch:
                     self.watch[role].next_check = 0.0
@@ -208,6 +209,7 @@ class Bridge:
                 if key in self.seen_events:
                     continue
                 self.seen_events.add(key)
+                self.watch[role].next_check = 0.0  # the agent did something: look at it now
                 payload = _read_json(folder / name)
                 prompt = payload.get("prompt") if payload else None
                 if not isinstance(prompt, str):
@@ -219,7 +221,6 @@ class Bridge:
                 elif prompt.strip():
                     self.ledger.append({"ev": "human_turn", "role": role, "text": prompt, "event_file": key})
                     self.report.line(f"human → {role} (typed in the pane) \"{prompt.strip()[:40]}\"")
-                self.watch[role].next_check = 0.0
 
     def settle_receipts(self, role: str) -> None:
         """Messages whose receipt arrived are delivered, whatever the bridge believed before."""

@@ -15,10 +15,10 @@ from pairloop.errors import MissingTool, UsageProblem
 
 # The sim's screen, in one place; pairloop.sim_agent paints exactly these strings.
 SIM_RULES = ScreenRules(
-    ready=(r"enter to submit",),
-    busy=(r"esc to interrupt",),
+    ready=(r"^  \? for shortcuts · enter to submit$",),
+    busy=(r"^  ● working… \(\d+s · esc to interrupt\)$",),
     input=r"^› (?P<text>.*)$",
-    dialogs={"trust this folder": r"Do you trust the files in this folder\?"},
+    dialogs={"trust this folder": r"^Do you trust the files in this folder\?$"},
 )
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -21,7 +21,7 @@ from bridge.ledger import read_events
 from bridge.message import AGENT_ROLES, partner_of
 from bridge.tmux import Tmux, TmuxError, TmuxMissing
 from pairloop import __version__
-from pairloop.errors import MissingTool, NoSuchRun, PairloopError, UsageProblem
+from pairloop.errors import MissingTool, PairloopError, UsageProblem
 from pairloop.lifecycle import send_message, start_run, stop_run, tmux_for, wait_until_running
 from pairloop.runs import Run, find_run, list_runs, repo_root
 from pairloop.views import conversation, message_lines, message_record, run_status, status_lines
@@ -29,12 +29,10 @@ from pairloop.views import conversation, message_lines, message_record, run_stat
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Failure(click.ClickException):
-    """A core error shown as one clear line, with the exit code of its kind."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+def fail(message: str, code: int) -> NoReturn:
+    """One clear line on stderr and an exit code of the error's kind; never a traceback."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
 
 
 def core_errors(fn: F) -> F:
@@ -43,11 +41,11 @@ def core_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except TmuxMissing as exc:
-            raise Failure(str(exc), MissingTool.exit_code) from None
+            fail(str(exc), MissingTool.exit_code)
         except TmuxError as exc:
-            raise Failure(f"tmux: {exc}", 1) from None
+            fail(f"tmux: {exc}", 1)
         except PairloopError as exc:
-            raise Failure(str(exc), exc.exit_code) from None
+            fail(str(exc), exc.exit_code)
 
     return wrapper  # type: ignore[return-value]
 
@@ -100,12 +98,16 @@ def start(task: str, worker: str, reviewer: str, attach: bool, socket: str | Non
     os.execvpe("tmux", argv, env)
 
 
-def _sender_and_run(run_id: str | None) -> tuple[str, Run]:
+def _sender() -> str:
+    """Inside an agent pane the environment names the sender; anywhere else it is the human."""
     role = os.environ.get("PAIRLOOP_ROLE", "")
-    sender = role if role in AGENT_ROLES and os.environ.get("PAIRLOOP_RUN_DIR") else "human"
+    return role if role in AGENT_ROLES and os.environ.get("PAIRLOOP_RUN_DIR") else "human"
+
+
+def _run_for(sender: str, run_id: str | None) -> Run:
     env = dict(os.environ) if sender != "human" else {k: v for k, v in os.environ.items()
                                                       if k != "PAIRLOOP_RUN_DIR"}
-    return sender, find_run(here(), run_id, env)
+    return find_run(here(), run_id, env)
 
 
 def _read_body(text: str) -> str:
@@ -116,16 +118,17 @@ def _read_body(text: str) -> str:
 
 
 def _post(run_id: str | None, to: str | None, text: str, kind: str) -> None:
-    sender, run = _sender_and_run(run_id)
+    sender = _sender()
     if to is None:
         if sender == "human":
             raise UsageProblem("from outside an agent pane, say who it is for: --to worker|reviewer|both")
         to = partner_of(sender)
-    recipients = ("worker", "reviewer") if to == "both" else (to,)
-    recipients = tuple(r for r in recipients if r != sender)
+    wanted = ("worker", "reviewer") if to == "both" else (to,)
+    recipients = tuple(r for r in wanted if r != sender)
     if not recipients:
         raise UsageProblem(f"the {sender} cannot send a message to itself")
-    message = send_message(run, sender, recipients, _read_body(text), kind)
+    body = _read_body(text)
+    message = send_message(_run_for(sender, run_id), sender, recipients, body, kind)
     click.echo(message.id)
 
 
@@ -195,8 +198,9 @@ def log(run_id: str | None, follow: bool, as_json: bool) -> None:
     book, offset = Book(), 0
     printed: dict[str, str] = {}
     while True:
-        for offset, event in read_events(run.ledger_path, offset):  # noqa: B007 - offset carries on
+        for end, event in read_events(run.ledger_path, offset):
             book.apply(event)
+            offset = end
         for entry in conversation(book):
             if printed.get(entry.message.id) == entry.state:
                 continue
@@ -239,12 +243,8 @@ def demo(attach: bool | None, timeout: float, keep: bool) -> None:
         attach = sys.stdin.isatty() and sys.stdout.isatty()
     code = run_demo(attach, timeout, click.echo, keep)
     if code:
-        raise Failure("the demo pair did not agree in time", code)
+        fail("the demo pair did not agree in time", code)
 
 
 def main() -> None:
-    try:
-        cli(prog_name="pairloop")
-    except NoSuchRun as exc:  # pragma: no cover - core_errors handles these inside commands
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    cli(prog_name="pairloop")

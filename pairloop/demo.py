@@ -68,7 +68,7 @@ def run_demo(attach: bool, timeout: float, echo: Callable[[str], None], keep: bo
             agreed = _watch_attached(tmux, run, timeout)
         else:
             echo(f"task: {DEMO_TASK}")
-            agreed = wait_for_outcome(run, timeout, lambda lines: [echo(line) for line in lines] and None)
+            agreed = wait_for_outcome(run, timeout, lambda lines: echo("\n".join(lines)))
         commits = git(repo, "log", "--oneline", "--reverse").stdout.strip().splitlines()
         echo("")
         echo("the pair agreed: done" if agreed else f"no agreement within {timeout:.0f}s")

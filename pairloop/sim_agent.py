@@ -28,7 +28,10 @@ from bridge.message import write_atomic
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 IDLE_FOOTER = "? for shortcuts · enter to submit"
 BUSY_FOOTER = "● working… ({secs}s · esc to interrupt)"
+# Transcript lines start with "> ", "│ " or "· ", so quoted text can never pass for these.
 DIALOG = ["Do you trust the files in this folder?", "", "  1. Yes, proceed   (enter)", "  2. No, exit"]
+_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|O.|[^\[O])", re.DOTALL)
+_CUT_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*|O)?")  # the start of a sequence whose end has not come yet
 _HEADER = re.compile(r"^\[pairloop\] #\d+ (\w+) from (\w+) · id ", re.MULTILINE)
 GREETING = 'def greet(name: str) -> str:\n    """Say hello."""\n    return f"Hello, {name}!"\n'
 GREETING_TEST = 'from greeting import greet\n\n\ndef test_greet() -> None:\n    assert greet("Ada") == "Hello, Ada!"\n'
@@ -74,10 +77,10 @@ class Sim:
                 self._pending = self._pending[len(PASTE_START):]
                 continue
             if self._pending.startswith("\x1b"):
-                m = re.match(r"\x1b(\[[0-?]*[ -/]*[@-~]|O.|.)", self._pending, re.DOTALL)
-                if m is None:
+                if _CUT_ESCAPE.fullmatch(self._pending):
                     return  # an escape sequence cut in half: wait for the rest
-                self._pending = self._pending[m.end():]
+                m = _ESCAPE.match(self._pending)
+                self._pending = self._pending[m.end() if m else 1:]
                 continue
             ch, self._pending = self._pending[0], self._pending[1:]
             self.key(ch)
@@ -129,6 +132,13 @@ class Sim:
         self.turn_ended()
         if self.queue:
             self.begin(self.queue.pop(0))
+
+    def next_wake(self) -> float:
+        """Idle: nothing to animate. Busy: repaint the timer, and end the turn right when it is due."""
+        if self.busy_since is None:
+            return 1.0
+        left = self.work_seconds - (time.monotonic() - self.busy_since)
+        return max(0.0, min(0.2, left))
 
     def act(self, prompt: str) -> None:
         headers = _HEADER.findall(prompt)
@@ -195,12 +205,12 @@ class Sim:
                 self.transcript.append("> " + line)
                 shown = 0
             elif shown < 3:
-                self.transcript.append("  " + line)
+                self.transcript.append("│ " + line)
                 shown += 1
         del self.transcript[:-500]
 
     def note(self, text: str) -> None:
-        self.transcript.append("  " + " ".join(text.split()))
+        self.transcript.append("· " + " ".join(text.split()))
 
     # ---- paint ---------------------------------------------------------------------------------------
 
@@ -258,7 +268,7 @@ def loop(sim: Sim) -> int:
                 out.write("\x1b[H\x1b[2J" + painted)
                 out.flush()
                 last = painted
-            timeout = 0.2 if sim.busy_since is not None else 1.0
+            timeout = sim.next_wake()
             ready, _, _ = select.select([fd], [], [], timeout)
             if ready:
                 data = os.read(fd, 65536)

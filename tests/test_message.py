@@ -6,12 +6,12 @@ import json
 import os
 import re
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import bridge.message as message_mod
 from bridge.message import (
     MAX_FILE_BYTES,
     MalformedMessage,
@@ -184,7 +184,8 @@ def test_read_refuses_an_empty_file(outbox: Path) -> None:
 
 def test_read_refuses_unparseable_json(outbox: Path) -> None:
     path = _write(outbox / "worker" / "m.json", b'{"id": "m",\n oops}')
-    assert _read_refusal(path, outbox) == "unparseable JSON: Expecting property name enclosed in double quotes at line 2"
+    assert _read_refusal(path, outbox) == (
+        "unparseable JSON: Expecting property name enclosed in double quotes (line 2)")
 
 
 def test_read_refuses_json_that_is_not_a_message(outbox: Path) -> None:
@@ -268,14 +269,26 @@ def test_read_plain_note_from_an_agent_goes_to_its_partner(outbox: Path, sender:
     path = _write(outbox / sender / f"note-7{suffix}", text.encode())
     os.utime(path, (1000.0, 1234.5))
     msg = read_message_file(path, outbox)
-    assert msg == Message("note-7", sender, (partner,), text, "message", 1234.5)
+    assert re.fullmatch(r"note-7-[0-9a-f]{8}", msg.id)
+    assert msg == Message(msg.id, sender, (partner,), text, "message", 1234.5)
+    assert read_message_file(path, outbox).id == msg.id, "read again after a crash: the same message"
+
+
+def test_two_plain_notes_with_the_same_name_are_different_messages(outbox: Path) -> None:
+    path = _write(outbox / "worker" / "reply.txt", b"first")
+    first = read_message_file(path, outbox)
+    path.write_bytes(b"second")
+    os.utime(path, (1000.0, 2000.0))
+    second = read_message_file(path, outbox)
+    assert first.id != second.id
+    assert first.id.startswith("reply-") and second.id.startswith("reply-")
 
 
 def test_read_plain_note_with_a_stem_too_long_for_an_id_gets_a_fresh_id(outbox: Path) -> None:
     name = "n" * 90 + ".txt"
     path = _write(outbox / "worker" / name, b"hi")
     msg = read_message_file(path, outbox)
-    assert re.fullmatch(r"[0-9a-f]+-[0-9a-f]{4}", msg.id)
+    assert re.fullmatch(r"note-[0-9a-f]{8}", msg.id)
     assert msg.body == "hi"
     assert msg.to == ("reviewer",)
 
@@ -347,7 +360,7 @@ def test_write_atomic_renames_a_hidden_temp_file_into_place(tmp_path: Path,
 
     folder = tmp_path / "dir"
     folder.mkdir()
-    monkeypatch.setattr(message_mod.os, "replace", spy)
+    monkeypatch.setattr(os, "replace", spy)
     write_atomic(folder / "f.json", b"payload", mode=0o640)
     assert len(seen) == 1
     assert re.fullmatch(r"\.f\.json\.[0-9a-f]{8}\.tmp", seen[0][0])
@@ -365,7 +378,7 @@ def _umask() -> int:
 
 def test_new_message_id_is_a_valid_id_and_sortable_by_time(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = iter([1_700_000_000_000 * 1_000_000 + i * 1_000_000 for i in (0, 1, 2, 1000, 86_400_000)])
-    monkeypatch.setattr(message_mod.time, "time_ns", lambda: next(clock))
+    monkeypatch.setattr(time, "time_ns", lambda: next(clock))
     ids = [new_message_id() for _ in range(5)]
     assert ids[0].startswith(f"{1_700_000_000_000:x}-")
     for msg_id in ids:
@@ -375,6 +388,6 @@ def test_new_message_id_is_a_valid_id_and_sortable_by_time(monkeypatch: pytest.M
 
 
 def test_new_message_id_unique_within_one_millisecond(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(message_mod.time, "time_ns", lambda: 1_700_000_000_000 * 1_000_000)
+    monkeypatch.setattr(time, "time_ns", lambda: 1_700_000_000_000 * 1_000_000)
     ids = {new_message_id() for _ in range(50)}
     assert len(ids) >= 45  # 16 random bits: a handful of collisions in 50 is astronomically unlikely

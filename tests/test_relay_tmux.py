@@ -190,7 +190,7 @@ def test_malformed_files_are_set_aside_and_the_next_message_arrives(tmux_server:
     assert rejected == {
         "outbox/human/a-latin1.json": "not UTF-8 (byte 13)",
         "outbox/human/b-empty.json": "empty file",
-        "outbox/human/c-broken.json": "unparseable JSON: Expecting value at line 1",
+        "outbox/human/c-broken.json": "unparseable JSON: Expecting value (line 1)",
         "outbox/human/d-link.json": "a symlink, not a file",
         "outbox/human/e-wrong.json": "'from' is 'worker' but the file is in the 'human' outbox",
     }
