@@ -89,13 +89,14 @@ def start(task: str, worker: str, reviewer: str, attach: bool, socket: str | Non
     if not attach or not sys.stdin.isatty():
         click.echo(f"watch it: {' '.join(tmux.attach_argv(run.session))}")
         return
-    argv = tmux.attach_argv(run.session)
-    if os.environ.get("TMUX") and not socket:
+    inside = os.environ.get("TMUX", "").split(",")[0]
+    if inside and os.path.realpath(inside) == os.path.realpath(run.socket_path):
         tmux.run("switch-client", "-t", f"={run.session}")  # already inside this tmux: switch, don't nest
         return
+    # Outside tmux, or inside another tmux server: attach this terminal (nested in the latter case).
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
     sys.stdout.flush()
-    os.execvpe("tmux", argv, env)
+    os.execvpe("tmux", tmux.attach_argv(run.session), env)
 
 
 def _sender() -> str:

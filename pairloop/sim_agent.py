@@ -50,6 +50,7 @@ class Sim:
     current: str = ""
     dialog: bool = False
     reviews: int = 0
+    stuck: bool = False  # a composer that never submits: for testing how failures are reported
     _pending: str = ""
     _paste: str | None = None
 
@@ -87,7 +88,8 @@ class Sim:
 
     def key(self, ch: str) -> None:
         if ch in "\r\n":
-            self.submit()
+            if not self.stuck:
+                self.submit()
         elif ch in "\x7f\x08":
             self.input = self.input[:-1]
         elif ch in "\x15\x03":  # C-u, C-c: clear the line
@@ -244,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         work_seconds=float(os.environ.get("PAIRLOOP_SIM_WORK_SECONDS", "0.8")),
         run_dir=Path(run_dir) if run_dir else None,
         dialog=os.environ.get("PAIRLOOP_SIM_DIALOG") == "1",
+        stuck=os.environ.get("PAIRLOOP_SIM_STUCK") == "1",
     )
     if args.brief and args.brief.is_file():
         sim.note(f"(brief: {args.brief.read_text(encoding='utf-8').splitlines()[0][:70]}…)")

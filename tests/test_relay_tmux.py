@@ -309,3 +309,18 @@ def test_a_file_still_being_written_is_not_refused(tmux_server: Tmux, git_repo: 
         f.write('"body": "written in two steps"}')
     wait_for(lambda: delivered(run, "slow1", "worker"), what="the slowly written message")
     assert not [e for e in ledger(run) if e["ev"] == "rejected"]
+
+
+def test_a_composer_that_never_clears_is_retried_once_then_failed_loudly(tmux_server: Tmux, git_repo: Path) -> None:
+    run = start_sims(tmux_server, git_repo, PAIRLOOP_SIM_STUCK="1")
+    msg = human_says(run, "reviewer", "will not go through")
+    wait_for(lambda: msg.id in book(run).entries and book(run).entries[msg.id].state == "failed", timeout=20,
+             what="the failure")
+    entry = book(run).entries[msg.id]
+    assert entry.reasons["reviewer"] == "the input box did not clear after two submit presses"
+    bridge_screen = tmux_server.capture(run.manifest["bridge_pane"])
+    assert 'human → reviewer  #1 "will not go through" FAILED: the input box did not clear' in bridge_screen
+    sends = [e for e in ledger(run) if e["ev"] == "delivering" and msg.id in e["ids"]]
+    assert len(sends) == 1, "one paste; the retry is one more submit press, never a second paste"
+    pane = run.manifest["roles"]["reviewer"]["pane"]
+    assert "› [pairloop] #1 message from human" in tmux_server.capture(pane), "the text stays for the human to see"
