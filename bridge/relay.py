@@ -33,6 +33,9 @@ WAIT_REASONS = {
     EXITED: "agent exited",
 }
 HOUSEKEEPING_SECONDS = 30.0
+# How long an idle-looking screen is overruled by a hook that said a turn started and never said it ended.
+HOOK_DOUBT_SECONDS = 5.0
+HOOK_STATES = {"prompt": "busy", "stop": "idle", "attention": "attention"}
 MAX_BACKOFF = 0.25
 
 
@@ -48,6 +51,10 @@ class TargetWatch:
     reason: str = ""
     next_check: float = 0.0
     misses: int = 0
+    first_ready: float = 0.0  # when the screen first looked ready (for the profile's settle time)
+    ready_since: float = 0.0  # when the screen last became ready
+    hook: str = ""  # what the agent's own hooks last said: "busy", "idle" or "attention"
+    answered: float = 0.0  # when we last answered a dialog on the user's behalf
 
 
 class Bridge:
@@ -140,7 +147,8 @@ class Bridge:
 
     def next_timeout(self) -> float:
         now = time.monotonic()
-        waits = [w.next_check - now for role, w in self.watch.items() if self.book.pending(role)]
+        waits = [w.next_check - now for role, w in self.watch.items()
+                 if self.book.pending(role) or (self.manifest["roles"][role].get("answers") and not w.first_ready)]
         if self.rescan_at:
             waits.append(self.rescan_at - now)
         if not waits:
@@ -209,8 +217,12 @@ class Bridge:
                 if key in self.seen_events:
                     continue
                 self.seen_events.add(key)
-                self.watch[role].next_check = 0.0  # the agent did something: look at it now
+                watch = self.watch[role]
+                watch.next_check = 0.0  # the agent did something: look at it now
                 payload = _read_json(folder / name)
+                kind = payload.get("event") if payload else None
+                if kind in HOOK_STATES and not (payload or {}).get("late"):
+                    watch.hook = HOOK_STATES[str(kind)]
                 prompt = payload.get("prompt") if payload else None
                 if not isinstance(prompt, str):
                     continue
@@ -239,18 +251,58 @@ class Bridge:
             watch.misses = 0
         return reading
 
+    def judge(self, role: str) -> Reading:
+        """The screen, corrected by what the agent's hooks said and by the profile's settle time."""
+        reading = self.observe(role)
+        watch, now = self.watch[role], time.monotonic()
+        if reading.state != READY:
+            watch.ready_since = 0.0
+            if reading.state == DIALOG:
+                self.answer_dialog(role, reading.detail)
+            return reading
+        watch.ready_since = watch.ready_since or now
+        watch.first_ready = watch.first_ready or now
+        if watch.hook == "attention":
+            return Reading(DIALOG, "permission prompt, says the agent's hook")
+        if watch.hook == "busy" and now - watch.ready_since < HOOK_DOUBT_SECONDS:
+            # The hook said a turn started and no turn-end has come: trust it over an idle-looking screen
+            # for a while (codex hides its busy line while a reply streams), but not forever.
+            return Reading(BUSY, "turn in progress, says the agent's hook")
+        if now - watch.first_ready < self.targets[role].rules.settle:
+            return Reading(STARTING, "settling after start")
+        return reading
+
+    def answer_dialog(self, role: str, dialog: str) -> None:
+        """Answer the dialogs the user allowed us to (only folder trust, with --trust), at most every 2 s."""
+        keys = self.manifest["roles"][role].get("answers", {}).get(dialog)
+        watch = self.watch[role]
+        if not keys or time.monotonic() - watch.answered < 2.0:
+            return
+        watch.answered = time.monotonic()
+        with contextlib.suppress(TmuxError):
+            self.tmux.send_keys(self.targets[role].pane, *keys)
+        self.ledger.append({"ev": "answered", "role": role, "dialog": dialog, "keys": keys})
+        self.report.line(f"{role}: answered the \"{dialog}\" dialog for you (--trust)")
+
     def try_deliver(self, role: str) -> None:
         pending = self.book.pending(role)
         watch = self.watch[role]
-        if not pending or time.monotonic() < watch.next_check:
+        if time.monotonic() < watch.next_check:
             return
-        reading = self.observe(role)
+        if not pending:
+            if self.manifest["roles"][role].get("answers") and not watch.first_ready:
+                self.judge(role)  # starting up with dialogs we may answer: keep looking until it is ready
+                watch.next_check = time.monotonic() + MAX_BACKOFF
+            return
+        reading = self.judge(role)
         if reading.state == DRAFT and reading.ours:
             self.finish_interrupted_paste(role, pending)
             return
         if reading.state != READY:
             reason = WAIT_REASONS.get(reading.state, reading.state)
-            if reading.detail and reading.state != EXITED:
+            if reading.state == DIALOG:
+                reason += f" ({reading.detail}): answer it in the {role} pane"
+            elif reading.detail and reading.state != EXITED:
                 reason += f" ({reading.detail})"
             elif reading.state == EXITED:
                 reason = reading.detail or reason
@@ -285,6 +337,8 @@ class Bridge:
         still = [e for e in entries if e.deliveries.get(role) == DELIVERING]
         if ok:
             self.record(role, still, DELIVERED, via=via)
+            if self.manifest["roles"][role].get("turn_hooks"):
+                self.watch[role].hook = "busy"  # a turn started; its end-of-turn hook will say when it is over
         elif reason.startswith("paste failed"):
             self.record(role, still, QUEUED, reason=reason)  # nothing reached the pane: try again later
             self.watch[role].next_check = time.monotonic() + MAX_BACKOFF

@@ -14,22 +14,37 @@ ENVELOPE_MARK = "[pairloop]"
 
 @dataclass(frozen=True)
 class ScreenRules:
-    """Regular expressions over the visible screen. ``input`` must have a group named ``text``."""
+    """Regular expressions over the visible screen, kept per agent profile so a TUI release is a one-place change.
+
+    ``input`` matches the input line and has a group named ``text``. Where the same prompt glyph also marks
+    history lines, ``input_anchor`` names the line the input box sits just above (the nearest ``input`` match
+    above the last anchor line is the live one). ``turn`` = (a line that opens a turn, a line that closes one):
+    a turn whose opening line is the last of the two on screen is still running even if no busy marker shows
+    (codex hides its busy line while a reply streams). ``settle`` is how long a freshly started TUI must have
+    looked ready before keys reach it (claude drops an Enter sent too soon after its prompt first paints)."""
 
     ready: tuple[str, ...]
     busy: tuple[str, ...]
     input: str
     dialogs: dict[str, str] = field(default_factory=dict)  # name -> pattern
     placeholders: tuple[str, ...] = ()  # input text that means "empty" (a hint the TUI paints there)
+    input_anchor: str = ""
+    turn: tuple[str, str] | None = None
+    settle: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {"ready": list(self.ready), "busy": list(self.busy), "input": self.input,
-                "dialogs": dict(self.dialogs), "placeholders": list(self.placeholders)}
+                "dialogs": dict(self.dialogs), "placeholders": list(self.placeholders),
+                "input_anchor": self.input_anchor, "turn": list(self.turn) if self.turn else None,
+                "settle": self.settle}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ScreenRules:
+        turn = data.get("turn")
         return cls(tuple(data["ready"]), tuple(data["busy"]), str(data["input"]),
-                   dict(data.get("dialogs", {})), tuple(data.get("placeholders", ())))
+                   dict(data.get("dialogs", {})), tuple(data.get("placeholders", ())),
+                   str(data.get("input_anchor", "")), (str(turn[0]), str(turn[1])) if turn else None,
+                   float(data.get("settle", 0.0)))
 
 
 @dataclass(frozen=True)
@@ -47,27 +62,45 @@ class Reading:
 def input_text(screen: str, rules: ScreenRules) -> str | None:
     """What sits in the input box, or None when no input box is visible. Placeholders count as empty."""
     found: str | None = None
-    for m in re.finditer(rules.input, screen, re.MULTILINE):
-        found = m.group("text")  # the last input line on screen is the live one
+    limit = len(screen)
+    if rules.input_anchor:
+        anchors = list(re.finditer(rules.input_anchor, screen, re.MULTILINE))
+        if not anchors:
+            return None
+        limit = anchors[-1].start()
+    for m in re.finditer(rules.input, screen[:limit], re.MULTILINE):
+        found = m.group("text")  # the last input line (above the anchor) is the live one
     if found is None:
         return None
     text = found.replace("\u00a0", " ").strip()
     return "" if text in rules.placeholders else text
 
 
+def _turn_running(screen: str, rules: ScreenRules) -> bool:
+    if rules.turn is None:
+        return False
+    opened, closed = rules.turn
+    last_open = max((m.start() for m in re.finditer(opened, screen, re.MULTILINE)), default=-1)
+    last_close = max((m.start() for m in re.finditer(closed, screen, re.MULTILINE)), default=-1)
+    return last_open > last_close
+
+
 def classify(screen: str, rules: ScreenRules) -> Reading:
-    """Dialogs first (they eat keys), then busy, then an input box: empty is ready, non-empty is a draft."""
+    """Dialogs first (they eat keys), then busy, then the input box: text in it is a draft; empty is ready
+    once every ready marker shows."""
     for name, pattern in rules.dialogs.items():
         if re.search(pattern, screen, re.MULTILINE):
             return Reading(DIALOG, name)
     for pattern in rules.busy:
         if re.search(pattern, screen, re.MULTILINE):
             return Reading(BUSY)
-    if not all(re.search(p, screen, re.MULTILINE) for p in rules.ready):
-        return Reading(STARTING)
     text = input_text(screen, rules)
     if text is None:
         return Reading(STARTING)
     if text:
         return Reading(DRAFT, draft=text)
+    if _turn_running(screen, rules):
+        return Reading(BUSY, "a reply is still streaming")
+    if not all(re.search(p, screen, re.MULTILINE) for p in rules.ready):
+        return Reading(STARTING)
     return Reading(READY)

@@ -250,10 +250,10 @@ def test_bridge_sigkilled_mid_stream_loses_and_duplicates_nothing(
 def test_dialog_holds_delivery_and_says_so(tmux_server: Tmux, git_repo: Path) -> None:
     run = start_sims(tmux_server, git_repo, PAIRLOOP_SIM_DIALOG="1")
     msg = human_says(run, "worker", "after the dialog")
-    wait_for(lambda: queued_reason(run, msg.id, "worker") == "dialog on screen (trust this folder)",
-             what="held by the dialog")
+    reason = "dialog on screen (trust this folder): answer it in the worker pane"
+    wait_for(lambda: queued_reason(run, msg.id, "worker") == reason, what="held by the dialog")
     bridge_screen = tmux_server.capture(run.manifest["bridge_pane"])
-    assert "queued: dialog on screen (trust this folder)" in bridge_screen
+    assert f"queued: {reason}" in bridge_screen
     tmux_server.send_keys(run.manifest["roles"]["worker"]["pane"], "Enter")  # the human answers it
     wait_for(lambda: delivered(run, msg.id, "worker"), what="delivery after the dialog")
     (got,) = prompts(run, "worker")

@@ -1,0 +1,92 @@
+"""``python -m pairloop.hook RUN_DIR ROLE KIND [PAYLOAD]``: what the agents' hooks run.
+
+claude runs it from the per-run settings file (payload JSON on stdin); codex runs it as its ``notify`` program
+(payload JSON as the last argument). It turns each payload into one small event file in
+``events/<role>/`` for the bridge: ``prompt`` (a submitted prompt: a delivery receipt, or a human's own turn),
+``stop`` (the turn ended), ``attention`` (the agent waits on a permission prompt). It must never get in the
+agent's way, so it always exits 0 and keeps quiet.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bridge.manifest import read_manifest, write_manifest
+from bridge.message import write_atomic
+
+CODEX_TITLE_PROMPT = "Generate a concise"  # codex's internal title-generation turn also calls notify
+
+
+def events_from(kind: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events one hook call stands for (none for calls the bridge should not hear about)."""
+    if kind == "prompt":
+        return [{"event": "prompt", "prompt": str(payload.get("prompt", "")),
+                 "session_id": payload.get("session_id")}]
+    if kind == "stop":
+        return [{"event": "stop", "session_id": payload.get("session_id")}]
+    if kind == "notification":
+        if payload.get("notification_type") == "permission_prompt":
+            return [{"event": "attention", "message": str(payload.get("message", ""))}]
+        return []
+    if kind == "notify":  # codex: one call at the end of each turn
+        if payload.get("type") != "agent-turn-complete":
+            return []
+        inputs = payload.get("input-messages") or []
+        latest = str(inputs[-1]) if inputs else ""
+        if inputs and str(inputs[0]).startswith(CODEX_TITLE_PROMPT):
+            return []
+        thread = payload.get("thread-id")
+        # The turn's own input is its receipt (late, but from the agent itself), then the turn's end.
+        return [{"event": "prompt", "prompt": latest, "session_id": thread, "late": True},
+                {"event": "stop", "session_id": thread}]
+    return []
+
+
+def record_session(run_dir: Path, role: str, session_id: str) -> None:
+    """Keep the agent's session id in run.json, for resuming later; first one wins."""
+    with (run_dir / ".run.json.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = read_manifest(run_dir)
+        spec = manifest.get("roles", {}).get(role)
+        if spec is not None and not spec.get("session_id"):
+            spec["session_id"] = session_id
+            write_manifest(run_dir, manifest)
+
+
+def handle(run_dir: Path, role: str, kind: str, raw: str) -> None:
+    payload = json.loads(raw) if raw.strip() else {}
+    if not isinstance(payload, dict):
+        return
+    folder = run_dir / "events" / role
+    for n, event in enumerate(events_from(kind, payload)):
+        event = {**event, "ts": time.time(), "source": kind}
+        write_atomic(folder / f"{time.time_ns() + n}-{event['event']}.json",
+                     json.dumps(event, ensure_ascii=False).encode("utf-8"))
+        if event.get("session_id"):
+            record_session(run_dir, role, str(event["session_id"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        run_dir, role, kind = Path(args[0]), args[1], args[2]
+        raw = args[3] if len(args) > 3 else ("" if sys.stdin.isatty() else sys.stdin.read())
+        handle(run_dir, role, kind, raw)
+    except Exception as exc:  # a hook must never break the agent's turn
+        try:
+            with (Path(args[0]) / "hook-errors.log").open("a") as log:
+                log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {args[1:3]} {exc!r}\n")
+        except Exception:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    os.umask(0o077)
+    sys.exit(main())
