@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bridge.tmux import Tmux  # noqa: E402
-from pairloop.lifecycle import send_message, start_run, stop_run, wait_until_running  # noqa: E402
+from pairloop.lifecycle import StartOptions, send_message, start_run, stop_run, wait_until_running  # noqa: E402
 from pairloop.runs import Run  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -72,7 +72,7 @@ def main() -> int:
     env = {**os.environ, "PAIRLOOP_SIM_MODE": "quiet", "PAIRLOOP_SIM_WORK_SECONDS": "0"}
     env.pop("TMUX", None)
     t_start = time.monotonic()
-    run = start_run(tmux, repo, "", "sim", "sim", env)
+    run = start_run(tmux, repo, "", StartOptions("sim", "sim"), env)
     wait_until_running(tmux, run)
     startup = time.monotonic() - t_start
     try:

@@ -21,8 +21,9 @@ from bridge.ledger import read_events
 from bridge.message import AGENT_ROLES, partner_of
 from bridge.tmux import Tmux, TmuxError, TmuxMissing
 from pairloop import __version__
+from pairloop.config import default_roles, read_config
 from pairloop.errors import MissingTool, PairloopError, UsageProblem
-from pairloop.lifecycle import send_message, start_run, stop_run, tmux_for, wait_until_running
+from pairloop.lifecycle import StartOptions, send_message, start_run, stop_run, tmux_for, wait_until_running
 from pairloop.runs import Run, find_run, list_runs, repo_root
 from pairloop.views import conversation, message_lines, message_record, run_status, status_lines
 
@@ -73,19 +74,37 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("task", required=False, default="")
-@click.option("--worker", default="sim", show_default=True, envvar="PAIRLOOP_WORKER", help="Agent that does the work.")
-@click.option("--reviewer", default="sim", show_default=True, envvar="PAIRLOOP_REVIEWER",
-              help="Agent that reviews.")
+@click.option("--worker", envvar="PAIRLOOP_WORKER",
+              help="Agent that does the work: claude, codex, sim, or one from .pairloop.toml  [default: claude]")
+@click.option("--reviewer", envvar="PAIRLOOP_REVIEWER", help="Agent that reviews  [default: codex]")
+@click.option("--worker-model", help="Model for the worker (passed to its agent).")
+@click.option("--reviewer-model", help="Model for the reviewer.")
+@click.option("--worker-arg", multiple=True, help="An extra argument for the worker's agent (repeatable).")
+@click.option("--reviewer-arg", multiple=True, help="An extra argument for the reviewer's agent (repeatable).")
+@click.option("--trust", is_flag=True, help="Answer the agents' trust-this-folder dialogs for you.")
+@click.option("--yolo", is_flag=True,
+              help="Turn off both agents' permission checks (each agent's own bypass flag). Shown in the titles.")
 @click.option("--attach/--no-attach", default=True,
               help="Attach to the session (default), or return once both agents are running.")
 @click.option("--socket", envvar="PAIRLOOP_TMUX_SOCKET", help="Use a private tmux server with this socket name.")
 @core_errors
-def start(task: str, worker: str, reviewer: str, attach: bool, socket: str | None) -> None:
-    """Start a pair session on TASK in the current repository."""
+def start(task: str, worker: str | None, reviewer: str | None, worker_model: str | None,
+          reviewer_model: str | None, worker_arg: tuple[str, ...], reviewer_arg: tuple[str, ...], trust: bool,
+          yolo: bool, attach: bool, socket: str | None) -> None:
+    """Start a pair session on TASK in the current repository: by default claude works and codex reviews."""
+    repo = here()
+    default_worker, default_reviewer = default_roles(read_config(repo))
+    options = StartOptions(
+        worker=worker or default_worker, reviewer=reviewer or default_reviewer,
+        models={r: m for r, m in (("worker", worker_model), ("reviewer", reviewer_model)) if m},
+        extra_args={"worker": worker_arg, "reviewer": reviewer_arg}, yolo=yolo, trust=trust)
     tmux = open_tmux(socket)
-    run = start_run(tmux, here(), task, worker, reviewer)
-    wait_until_running(tmux, run)
+    run = start_run(tmux, repo, task, options)
+    states = wait_until_running(tmux, run)
     click.echo(f"run {run.id}  session {run.session}")
+    for role, state in states.items():
+        if state == "dialog":
+            click.echo(f"the {role} shows a dialog: answer it in its pane (or start with --trust for folder trust)")
     if not attach or not sys.stdin.isatty():
         click.echo(f"watch it: {' '.join(tmux.attach_argv(run.session))}")
         return

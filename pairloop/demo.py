@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bridge.book import QUEUED
 from bridge.tmux import Tmux, TmuxError
-from pairloop.lifecycle import start_run, stop_run, wait_until_running
+from pairloop.lifecycle import StartOptions, start_run, stop_run, wait_until_running
 from pairloop.runs import AGREED, Run, git
 from pairloop.views import conversation, message_lines
 
@@ -61,7 +61,7 @@ def run_demo(attach: bool, timeout: float, echo: Callable[[str], None], keep: bo
     env.setdefault("PAIRLOOP_SIM_WORK_SECONDS", "1.0")
     run: Run | None = None
     try:
-        run = start_run(tmux, repo, DEMO_TASK, "sim", "sim", env)
+        run = start_run(tmux, repo, DEMO_TASK, StartOptions("sim", "sim"), env)
         wait_until_running(tmux, run)
         echo(f"demo run {run.id} in {repo}")
         if attach:

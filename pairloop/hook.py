@@ -64,8 +64,8 @@ def handle(run_dir: Path, role: str, kind: str, raw: str) -> None:
     if not isinstance(payload, dict):
         return
     folder = run_dir / "events" / role
-    for n, event in enumerate(events_from(kind, payload)):
-        event = {**event, "ts": time.time(), "source": kind}
+    for n, found in enumerate(events_from(kind, payload)):
+        event = {**found, "ts": time.time(), "source": kind}
         write_atomic(folder / f"{time.time_ns() + n}-{event['event']}.json",
                      json.dumps(event, ensure_ascii=False).encode("utf-8"))
         if event.get("session_id"):

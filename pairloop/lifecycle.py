@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ from bridge.manifest import targets, write_manifest
 from bridge.message import Message, new_message_id, post
 from bridge.screen import EXITED, STARTING
 from bridge.tmux import Tmux, TmuxError
-from pairloop.agents import AgentProfile, profile
+from pairloop.agents import TRUST_DIALOG, AgentProfile, LaunchContext, profile
 from pairloop.briefs import render_brief
+from pairloop.config import agent_settings, read_config
 from pairloop.errors import MissingTool, PairloopError
 from pairloop.runs import RUNNING, STOPPED, Run, base_commit, create_run_dir, git, load_run, slug
 from pairloop.workspace import launch, open_workspace
@@ -37,40 +39,60 @@ def agent_env(base: dict[str, str], run_dir: Path, role: str, prof: AgentProfile
     return env
 
 
-def start_run(tmux: Tmux, repo: Path, task: str, worker: str, reviewer: str,
+@dataclass(frozen=True)
+class StartOptions:
+    worker: str = "claude"
+    reviewer: str = "codex"
+    models: dict[str, str] = field(default_factory=dict)  # role -> model
+    extra_args: dict[str, tuple[str, ...]] = field(default_factory=dict)  # role -> arguments
+    yolo: bool = False  # each agent's own permission-bypass flag, only when the user asks for it
+    trust: bool = False  # answer the agents' trust-this-folder dialogs on the user's behalf
+
+
+def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
               env: dict[str, str] | None = None) -> Run:
     """Create the run directory and manifest, open the workspace, start both agents and the bridge, and
     queue the task as the worker's first prompt (the bridge delivers it once the worker is ready)."""
     env = dict(os.environ) if env is None else env
-    profiles = {"worker": profile(worker), "reviewer": profile(reviewer)}
-    for prof in profiles.values():
-        prof.check_installed()
     if git(repo, "rev-parse", "--git-dir").returncode != 0:
         raise PairloopError(f"{repo} is not a git repository (pairloop reviews commits: run `git init` first)")
+    config = read_config(repo)
+    agents = {"worker": options.worker, "reviewer": options.reviewer}
+    settings = {role: agent_settings(config, agents[role], env) for role in ROLES}
+    profiles = {role: profile(agents[role], settings[role]) for role in ROLES}
+    for prof in profiles.values():
+        prof.check_installed()
     run_id, run_dir = create_run_dir(repo)
     session = f"pairloop-{slug(repo.name)}-{run_id}"
-    titles = {role: f"{role} · {profiles[role].name}" for role in ROLES} | {"bridge": "bridge"}
+    yolo = " · YOLO: permission checks off" if options.yolo else ""
+    titles = {role: f"{role} · {profiles[role].name}{yolo}" for role in ROLES} | {"bridge": "bridge"}
     panes = open_workspace(tmux, session, repo, titles)
     try:
+        contexts = {}
+        for role in ROLES:
+            partner = profiles["reviewer" if role == "worker" else "worker"].name
+            brief = render_brief(role, task, partner)
+            brief_file = run_dir / f"brief-{role}.md"
+            brief_file.write_text(brief, encoding="utf-8")
+            model = options.models.get(role) or settings[role].get("model")
+            contexts[role] = LaunchContext(run_dir, role, brief, brief_file, str(model) if model else None,
+                                           (*settings[role].get("args", []), *options.extra_args.get(role, ())),
+                                           options.yolo)
+        argvs = {role: profiles[role].argv(contexts[role]) for role in ROLES}
         manifest: dict[str, Any] = {
             "version": 1, "id": run_id, "task": task, "repo": str(repo), "base_commit": base_commit(repo),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "state": RUNNING,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "state": RUNNING, "yolo": options.yolo,
             "tmux": {"socket_path": tmux.socket_path(), "session": session},
             "bridge_pane": panes.bridge,
-            "roles": {role: {"agent": profiles[role].name, "pane": panes.by_role()[role],
-                             "submit_key": profiles[role].submit_key, "screen": profiles[role].rules.to_json(),
-                             "session_id": None} for role in ROLES},
+            "roles": {role: role_spec(profiles[role], panes.by_role()[role], contexts[role], argvs[role],
+                                      options.trust) for role in ROLES},
         }
         write_manifest(run_dir, manifest)
         if task.strip():
             post(run_dir / "outbox", Message(new_message_id(), "human", ("worker",), task, "task"))
         launch(tmux, panes.bridge, [sys.executable, "-m", "bridge", str(run_dir)])
         for role in ROLES:
-            partner = profiles["reviewer" if role == "worker" else "worker"].name
-            brief = run_dir / f"brief-{role}.md"
-            brief.write_text(render_brief(role, task, partner), encoding="utf-8")
-            spec = {"argv": profiles[role].argv(brief), "cwd": str(repo),
-                    "env": agent_env(env, run_dir, role, profiles[role])}
+            spec = {"argv": argvs[role], "cwd": str(repo), "env": agent_env(env, run_dir, role, profiles[role])}
             spec_path = run_dir / "launch" / f"{role}.json"
             fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -80,6 +102,17 @@ def start_run(tmux: Tmux, repo: Path, task: str, worker: str, reviewer: str,
         tmux.kill_session(session)
         raise
     return load_run(run_dir)
+
+
+def role_spec(prof: AgentProfile, pane: str, ctx: LaunchContext, argv: list[str], trust: bool) -> dict[str, Any]:
+    """What run.json says of one role: everything the bridge needs, and what to resume it with later."""
+    return {
+        "agent": prof.name, "pane": pane, "submit_key": prof.submit_key, "screen": prof.rules.to_json(),
+        "turn_hooks": prof.turn_hooks,
+        "answers": {TRUST_DIALOG: list(prof.trust_keys)} if trust and prof.trust_keys else {},
+        "session_id": ctx.session_id if prof.sets_session_id else None,
+        "model": ctx.model, "command": argv[0],
+    }
 
 
 def wait_until_running(tmux: Tmux, run: Run, timeout: float = 30.0) -> dict[str, str]:

@@ -45,7 +45,8 @@ def test_start_from_outside_tmux_attaches_the_terminal(tmux_server: Tmux, git_re
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAIRLOOP_SIM_MODE", "quiet")
     socket = str(tmux_server.server.socket_name)
-    child = spawn([PAIRLOOP, "start", "a task", "--socket", socket], cwd=git_repo)
+    child = spawn([PAIRLOOP, "start", "a task", "--worker", "sim", "--reviewer", "sim", "--socket", socket],
+                  cwd=git_repo)
     try:
         child.expect("reviewer · sim")
         session = wait_for(lambda: clients(tmux_server), what="an attached client")
@@ -67,7 +68,8 @@ def test_start_from_inside_the_same_tmux_switches_the_client(tmux_server: Tmux, 
     child = spawn(["tmux", "-L", socket, "attach", "-t", "=home"])
     try:
         wait_for(lambda: clients(tmux_server) == ["home"], what="the client on the home session")
-        tmux_server.send_keys("=home:", f"{PAIRLOOP} start 'a task' --socket {socket}; echo started-$?", "Enter")
+        command = f"{PAIRLOOP} start 'a task' --worker sim --reviewer sim --socket {socket}; echo started-$?"
+        tmux_server.send_keys("=home:", command, "Enter")
         switched = wait_for(lambda: [c for c in clients(tmux_server) if c.startswith("pairloop-repo-")],
                             what="the client switched to the run's session")
         assert len(clients(tmux_server)) == 1, "switched, not a second (nested) client"
