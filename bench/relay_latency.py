@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -109,6 +110,8 @@ def main() -> int:
     finally:
         stop_run(tmux, run)
         tmux.kill_server()
+        if not os.environ.get("PAIRLOOP_BENCH_KEEP"):
+            shutil.rmtree(repo, ignore_errors=True)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "relay_latency.json").write_text(json.dumps(result, indent=2) + "\n")

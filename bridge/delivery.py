@@ -12,7 +12,9 @@ from bridge.manifest import Target
 from bridge.screen import BUSY, EXITED, Reading, classify, input_text
 from bridge.tmux import Tmux, TmuxError
 
-CONFIRM_SECONDS = 3.0
+CONFIRM_SECONDS = 5.0
+RETRY_AFTER_SECONDS = 0.8
+PASTE_SHOWS_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,10 @@ def deliver(
     finally:
         os.close(fd)
     try:
-        tmux.paste_and_submit(target.pane, paste_file, buffer, target.submit_key)
+        tmux.paste(target.pane, paste_file, buffer)
+        # Submit once the paste shows in the box: claude drops an Enter that arrives with the paste itself.
+        _poll(time.monotonic() + PASTE_SHOWS_SECONDS, lambda: _holds_text(tmux, target))
+        tmux.send_keys(target.pane, target.submit_key)
     except TmuxError as exc:
         return Outcome(False, reason=f"paste failed: {exc}")
     finally:
@@ -81,7 +86,16 @@ def deliver(
     return confirm(tmux, target, receipt, before)
 
 
+def _holds_text(tmux: Tmux, target: Target) -> str | None:
+    try:
+        return "yes" if input_text(tmux.capture(target.pane), target.rules) else None
+    except TmuxError:
+        return None
+
+
 def confirm(tmux: Tmux, target: Target, receipt: Callable[[], bool], before: str) -> Outcome:
+    """Wait for evidence of the submit; if none comes soon, press the submit key once more (a TUI that has
+    only just started may drop the first one: the text then sits in its box), then wait out the deadline."""
     def check() -> str | None:
         if receipt():
             return "receipt"
@@ -90,13 +104,15 @@ def confirm(tmux: Tmux, target: Target, receipt: Callable[[], bool], before: str
         except TmuxError:
             return None
 
-    for attempt in range(2):
-        via = _poll(time.monotonic() + CONFIRM_SECONDS, check)
-        if via:
-            return Outcome(True, via)
-        if attempt == 0:
-            try:
-                tmux.send_keys(target.pane, target.submit_key)  # the one retry: the notes' recipe
-            except TmuxError as exc:
-                return Outcome(False, reason=f"submit key failed: {exc}")
+    start = time.monotonic()
+    via = _poll(start + RETRY_AFTER_SECONDS, check)
+    if via:
+        return Outcome(True, via)
+    try:
+        tmux.send_keys(target.pane, target.submit_key)
+    except TmuxError as exc:
+        return Outcome(False, reason=f"submit key failed: {exc}")
+    via = _poll(start + CONFIRM_SECONDS, check)
+    if via:
+        return Outcome(True, via)
     return Outcome(False, reason="the input box did not clear after two submit presses")

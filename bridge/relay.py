@@ -34,7 +34,7 @@ WAIT_REASONS = {
 }
 HOUSEKEEPING_SECONDS = 30.0
 # How long an idle-looking screen is overruled by a hook that said a turn started and never said it ended.
-HOOK_DOUBT_SECONDS = 5.0
+HOOK_DOUBT_SECONDS = 3.0
 HOOK_STATES = {"prompt": "busy", "stop": "idle", "attention": "attention"}
 MAX_BACKOFF = 0.25
 
@@ -325,6 +325,9 @@ class Bridge:
         self._paste_count += 1
         paste_file = self.run_dir / f".paste-{role}-{self._paste_count}.txt"
         ids = {e.message.id for e in pending}
+        if self.manifest["roles"][role].get("turn_hooks"):
+            # Submitting starts a turn; the agent's end-of-turn hook (read in order, after this) ends it.
+            self.watch[role].hook = "busy"
         outcome = deliver(self.tmux, target, text, paste_file, f"pairloop-{os.getpid()}-{role}",
                           lambda: self.receipt_for(role, ids), before)
         self.conclude(role, pending, outcome.ok, outcome.via, outcome.reason)
@@ -337,8 +340,6 @@ class Bridge:
         still = [e for e in entries if e.deliveries.get(role) == DELIVERING]
         if ok:
             self.record(role, still, DELIVERED, via=via)
-            if self.manifest["roles"][role].get("turn_hooks"):
-                self.watch[role].hook = "busy"  # a turn started; its end-of-turn hook will say when it is over
         elif reason.startswith("paste failed"):
             self.record(role, still, QUEUED, reason=reason)  # nothing reached the pane: try again later
             self.watch[role].next_check = time.monotonic() + MAX_BACKOFF

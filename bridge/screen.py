@@ -59,29 +59,36 @@ class Reading:
         return ENVELOPE_MARK in self.draft
 
 
-def input_text(screen: str, rules: ScreenRules) -> str | None:
-    """What sits in the input box, or None when no input box is visible. Placeholders count as empty."""
-    found: str | None = None
+def _input_line(screen: str, rules: ScreenRules) -> re.Match[str] | None:
+    """The live input line: the last ``input`` match (above the last anchor line, when there is an anchor)."""
     limit = len(screen)
     if rules.input_anchor:
         anchors = list(re.finditer(rules.input_anchor, screen, re.MULTILINE))
         if not anchors:
             return None
         limit = anchors[-1].start()
-    for m in re.finditer(rules.input, screen[:limit], re.MULTILINE):
-        found = m.group("text")  # the last input line (above the anchor) is the live one
-    if found is None:
+    found = None
+    for found in re.finditer(rules.input, screen[:limit], re.MULTILINE):  # noqa: B007 - the last one wins
+        pass
+    return found
+
+
+def input_text(screen: str, rules: ScreenRules) -> str | None:
+    """What sits in the input box, or None when no input box is visible. Placeholders count as empty."""
+    line = _input_line(screen, rules)
+    if line is None:
         return None
-    text = found.replace("\u00a0", " ").strip()
+    text = line.group("text").replace("\u00a0", " ").strip()
     return "" if text in rules.placeholders else text
 
 
-def _turn_running(screen: str, rules: ScreenRules) -> bool:
+def _turn_running(above_input: str, rules: ScreenRules) -> bool:
+    """Above the input line, a turn's opening line comes after the last line that closes a turn."""
     if rules.turn is None:
         return False
     opened, closed = rules.turn
-    last_open = max((m.start() for m in re.finditer(opened, screen, re.MULTILINE)), default=-1)
-    last_close = max((m.start() for m in re.finditer(closed, screen, re.MULTILINE)), default=-1)
+    last_open = max((m.start() for m in re.finditer(opened, above_input, re.MULTILINE)), default=-1)
+    last_close = max((m.start() for m in re.finditer(closed, above_input, re.MULTILINE)), default=-1)
     return last_open > last_close
 
 
@@ -94,12 +101,13 @@ def classify(screen: str, rules: ScreenRules) -> Reading:
     for pattern in rules.busy:
         if re.search(pattern, screen, re.MULTILINE):
             return Reading(BUSY)
+    line = _input_line(screen, rules)
     text = input_text(screen, rules)
-    if text is None:
+    if line is None or text is None:
         return Reading(STARTING)
     if text:
         return Reading(DRAFT, draft=text)
-    if _turn_running(screen, rules):
+    if _turn_running(screen[: line.start()], rules):
         return Reading(BUSY, "a reply is still streaming")
     if not all(re.search(p, screen, re.MULTILINE) for p in rules.ready):
         return Reading(STARTING)

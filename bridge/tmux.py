@@ -108,13 +108,9 @@ class Tmux:
             return None
         return PaneInfo(pane_id, int(pid or 0), dead == "1", status)
 
-    def paste_and_submit(self, pane: str, text_file: Path, buffer: str, submit_key: str | None) -> None:
-        """Load the text from a file (never as an argument), paste it bracketed, press submit: one tmux call."""
-        args = ["load-buffer", "-b", buffer, str(text_file), ";",
-                "paste-buffer", "-p", "-d", "-b", buffer, "-t", pane]
-        if submit_key:
-            args += [";", "send-keys", "-t", pane, submit_key]
-        self.run(*args)
+    def paste(self, pane: str, text_file: Path, buffer: str) -> None:
+        """Load the text from a file (never as an argument) and paste it bracketed: one tmux call."""
+        self.run("load-buffer", "-b", buffer, str(text_file), ";", "paste-buffer", "-p", "-d", "-b", buffer, "-t", pane)
 
     def send_keys(self, pane: str, *keys: str, literal: bool = False) -> None:
         self.run("send-keys", "-t", pane, *(["-l"] if literal else []), *keys)
