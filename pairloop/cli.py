@@ -250,6 +250,19 @@ def stop(run_id: str | None) -> None:
 
 
 @cli.command()
+@core_errors
+def doctor() -> None:
+    """Check tmux, git, the agents (found, version, can start) and gh; say how to fix what is missing.
+    Exits 4 when the default pair cannot run."""
+    from pairloop.doctor import report, run_checks
+
+    lines, ready = report(run_checks(here()))
+    click.echo("\n".join(lines))
+    if not ready:
+        sys.exit(MissingTool.exit_code)
+
+
+@cli.command()
 @click.option("--attach/--no-attach", default=None,
               help="Watch it in tmux (default when run from a terminal) or print the outcome.")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the pair to agree.")
