@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -295,7 +296,7 @@ class Bridge:
                 watch.next_check = time.monotonic() + MAX_BACKOFF
             return
         reading = self.judge(role)
-        if reading.state == DRAFT and reading.ours:
+        if reading.state == DRAFT and self.our_paste(role, reading, pending):
             self.finish_interrupted_paste(role, pending)
             return
         if reading.state != READY:
@@ -347,6 +348,15 @@ class Bridge:
             self.record(role, still, FAILED, reason=reason)
             self.alert(f"pairloop: delivery to {role} FAILED: {reason}")
 
+    def our_paste(self, role: str, reading: Reading, pending: list[Entry]) -> bool:
+        """The box holds text we pasted: it shows our envelope, or (for a TUI that shows long pastes as a
+        placeholder) a paste placeholder while a delivery of ours is in flight."""
+        if reading.ours:
+            return True
+        placeholder = self.targets[role].rules.paste_placeholder
+        inflight = any(e.deliveries.get(role) == DELIVERING for e in pending)
+        return bool(placeholder and inflight and re.match(placeholder, reading.draft))
+
     def finish_interrupted_paste(self, role: str, pending: list[Entry]) -> None:
         """Our own text sits unsubmitted in the box (we were killed between paste and submit): submit it."""
         inflight = [e for e in pending if e.deliveries.get(role) == DELIVERING] or pending
@@ -370,7 +380,7 @@ class Bridge:
             if not inflight:
                 continue
             reading = self.observe(role)
-            if reading.state == DRAFT and reading.ours:
+            if reading.state == DRAFT and self.our_paste(role, reading, inflight):
                 continue
             try:
                 history = self.tmux.capture(target.pane, history=3000)

@@ -31,12 +31,13 @@ class ScreenRules:
     input_anchor: str = ""
     turn: tuple[str, str] | None = None
     settle: float = 0.0
+    paste_placeholder: str = ""  # what the box shows instead of a long paste (claude: "[Pasted text #1 +3 lines]")
 
     def to_json(self) -> dict[str, Any]:
         return {"ready": list(self.ready), "busy": list(self.busy), "input": self.input,
                 "dialogs": dict(self.dialogs), "placeholders": list(self.placeholders),
                 "input_anchor": self.input_anchor, "turn": list(self.turn) if self.turn else None,
-                "settle": self.settle}
+                "settle": self.settle, "paste_placeholder": self.paste_placeholder}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ScreenRules:
@@ -44,7 +45,7 @@ class ScreenRules:
         return cls(tuple(data["ready"]), tuple(data["busy"]), str(data["input"]),
                    dict(data.get("dialogs", {})), tuple(data.get("placeholders", ())),
                    str(data.get("input_anchor", "")), (str(turn[0]), str(turn[1])) if turn else None,
-                   float(data.get("settle", 0.0)))
+                   float(data.get("settle", 0.0)), str(data.get("paste_placeholder", "")))
 
 
 @dataclass(frozen=True)

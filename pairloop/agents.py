@@ -44,6 +44,7 @@ CLAUDE_RULES = ScreenRules(
     },
     placeholders=("Press up to edit queued messages",),
     settle=0.5,
+    paste_placeholder=r"^\[Pasted text #\d+",
 )
 
 # Codex CLI (measured on 0.169.0). "›" marks history lines and the input row alike: the input row is the
@@ -51,7 +52,8 @@ CLAUDE_RULES = ScreenRules(
 # open until a "Worked for" (or an error "■") line follows the last prompt.
 CODEX_RULES = ScreenRules(
     ready=(r"for agents · \? for shortcuts",),
-    busy=(r"^• Working \(\d+.*esc to interrupt\)", r"^• Reconnecting\.\.\."),
+    # The spinner dot blinks between • and ◦.
+    busy=(r"^[•◦] Working \(\d+.*esc to interrupt\)", r"^[•◦] Reconnecting\.\.\."),
     input=r"^› (?P<text>.*)$",
     input_anchor=r"^  \S[^\n]* · [~/][^\n]*$",
     dialogs={
