@@ -36,6 +36,9 @@ WAIT_REASONS = {
 HOUSEKEEPING_SECONDS = 30.0
 # How long an idle-looking screen is overruled by a hook that said a turn started and never said it ended.
 HOOK_DOUBT_SECONDS = 3.0
+# After the bridge starts, it watches agents that are not yet ready (to time their settle, answer allowed
+# dialogs) for this long even with nothing to deliver; after that it only looks when a message waits.
+STARTUP_WATCH_SECONDS = 60.0
 HOOK_STATES = {"prompt": "busy", "stop": "idle", "attention": "attention"}
 MAX_BACKOFF = 0.25
 
@@ -77,6 +80,7 @@ class Bridge:
         self._ledger: Ledger | None = None
         self._paste_count = 0
         self.rescan_at = 0.0
+        self.started_at = time.monotonic()
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -149,7 +153,7 @@ class Bridge:
     def next_timeout(self) -> float:
         now = time.monotonic()
         waits = [w.next_check - now for role, w in self.watch.items()
-                 if self.book.pending(role) or (self.manifest["roles"][role].get("answers") and not w.first_ready)]
+                 if self.book.pending(role) or (not w.first_ready and self.starting_up())]
         if self.rescan_at:
             waits.append(self.rescan_at - now)
         if not waits:
@@ -252,6 +256,9 @@ class Bridge:
             watch.misses = 0
         return reading
 
+    def starting_up(self) -> bool:
+        return time.monotonic() - self.started_at < STARTUP_WATCH_SECONDS
+
     def judge(self, role: str) -> Reading:
         """The screen, corrected by what the agent's hooks said and by the profile's settle time."""
         reading = self.observe(role)
@@ -291,8 +298,10 @@ class Bridge:
         if time.monotonic() < watch.next_check:
             return
         if not pending:
-            if self.manifest["roles"][role].get("answers") and not watch.first_ready:
-                self.judge(role)  # starting up with dialogs we may answer: keep looking until it is ready
+            if not watch.first_ready and self.starting_up():
+                # Starting up: look until the agent is first ready, so its settle time runs from then (not
+                # from the first message) and any dialog we may answer gets answered.
+                self.judge(role)
                 watch.next_check = time.monotonic() + MAX_BACKOFF
             return
         reading = self.judge(role)

@@ -33,7 +33,8 @@ SIM_RULES = ScreenRules(
 # messages, dialog choices) has a plain space. Text in the box hides the footer, busy or not.
 CLAUDE_RULES = ScreenRules(
     ready=(),
-    busy=(r"^\s*esc to interrupt\b", r"^\s+⎿\s+Running…"),
+    # The footer may lead with a mode banner ("⏵⏵ auto mode on (shift+tab to cycle) · esc to interrupt").
+    busy=(r"^\s*(?:\S[^\n]* · )?esc to interrupt\b", r"^\s+⎿\s+Running…"),
     input="^❯\u00a0(?P<text>.*)$",
     dialogs={
         "permission prompt": r"^\s*Do you want to proceed\?",
@@ -180,8 +181,9 @@ def builtin(name: str) -> AgentProfile | None:
         return AgentProfile("sim", (sys.executable, "-m", "pairloop.sim_agent"), "Enter", SIM_RULES, _sim_args,
                             turn_hooks=True, trust_keys=("Enter",))
     if name == "claude":
+        # "1" picks "Yes, I trust this folder" by its number: newer releases put the cursor on "No, exit".
         return AgentProfile("claude", ("claude",), "Enter", CLAUDE_RULES, _claude_args, turn_hooks=True,
-                            trust_keys=("Enter",), yolo_flag="--dangerously-skip-permissions",
+                            trust_keys=("1",), yolo_flag="--dangerously-skip-permissions",
                             sets_session_id=True)
     if name == "codex":
         return AgentProfile("codex", ("codex",), "Tab", CODEX_RULES, _codex_args, turn_hooks=True,

@@ -11,8 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-# Set by tmux for the pane itself; the caller's values would point at the wrong server or pane.
-PANE_OWN = ("TMUX", "TMUX_PANE")
+# Set by tmux for the pane itself; the caller's values would name the wrong server, pane or terminal.
+PANE_OWN = ("TMUX", "TMUX_PANE", "TERM")
 
 
 def main(argv: list[str] | None = None) -> int:
