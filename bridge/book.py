@@ -9,6 +9,7 @@ from typing import Any
 from bridge.message import Message
 
 QUEUED, DELIVERING, DELIVERED, FAILED = "queued", "delivering", "delivered", "failed"
+SUPPRESSED = "suppressed"  # held back on purpose (a message bouncing back and forth), never delivered
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Entry:
     digest: str
     deliveries: dict[str, str] = field(default_factory=dict)  # recipient -> state
     reasons: dict[str, str] = field(default_factory=dict)  # recipient -> why it is not delivered yet
+    note: str = ""  # what the bridge adds for the receiver (the round's checkpoint, finding ids, ...)
 
     @property
     def state(self) -> str:
@@ -25,6 +27,8 @@ class Entry:
         states = set(self.deliveries.values())
         if FAILED in states:
             return FAILED
+        if SUPPRESSED in states:
+            return SUPPRESSED
         if states <= {DELIVERED}:
             return DELIVERED
         return QUEUED
@@ -37,7 +41,6 @@ class Book:
     run_state: str = "running"
     agent_states: dict[str, str] = field(default_factory=dict)
     rejected: int = 0
-    last_verdict: dict[str, str] = field(default_factory=dict)  # role -> kind of its latest message
 
     @property
     def next_seq(self) -> int:
@@ -49,13 +52,13 @@ class Book:
             msg = Message(
                 event["id"], event["from"], tuple(event["to"]), event["body"],
                 event.get("kind", "message"), float(event.get("created", 0.0)),
+                tuple(event.get("fixed", ())), tuple(event.get("disputed", ())),
             )
             if msg.id not in self.entries:
                 self.entries[msg.id] = Entry(msg, int(event["seq"]), str(event.get("digest", "")),
-                                             {t: QUEUED for t in msg.to})
+                                             {t: QUEUED for t in msg.to}, note=str(event.get("note", "")))
                 self.order.append(msg.id)
-                self.last_verdict[msg.sender] = msg.kind
-        elif ev in (DELIVERING, DELIVERED, FAILED, QUEUED):
+        elif ev in (DELIVERING, DELIVERED, FAILED, QUEUED, SUPPRESSED):
             for msg_id in event.get("ids", []):
                 entry = self.entries.get(msg_id)
                 if entry is not None and entry.deliveries.get(event["to"]) in (QUEUED, DELIVERING):
@@ -82,7 +85,3 @@ class Book:
 
     def count(self, recipient: str, state: str) -> int:
         return sum(1 for e in self.entries.values() if e.deliveries.get(recipient) == state)
-
-    def agreed(self) -> bool:
-        """The pair agrees when the worker says done and the reviewer's latest verdict is an approval."""
-        return self.last_verdict.get("worker") == "done" and self.last_verdict.get("reviewer") == "approve"

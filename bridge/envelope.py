@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bridge.book import Entry
 from bridge.sanitize import sanitize
@@ -12,12 +13,15 @@ from bridge.screen import ENVELOPE_MARK
 # Bodies larger than this are saved as a file and the paste names the file instead.
 PASTE_LIMIT = 16 * 1024
 _ID_IN_TEXT = re.compile(r"· id ([A-Za-z0-9][A-Za-z0-9._-]{0,80}) ·")
-_LABELS = {"task": "task", "approve": "approval", "done": "done", "message": "message"}
+_LABELS = {"task": "task", "approve": "approval", "done": "done", "message": "message",
+           "review": "review request", "changes": "changes requested", "notice": "notice", "context": "context"}
 
 
 def reply_hint(sender: str) -> str:
     if sender == "human":
         return 'reply: pairloop send --to human "<text>"'
+    if sender == "pairloop":
+        return "from the bridge"
     return 'reply: pairloop send "<text>"'
 
 
@@ -27,8 +31,9 @@ def header(entry: Entry) -> str:
     return f"{ENVELOPE_MARK} #{entry.seq} {label} from {msg.sender} · id {msg.id} · {reply_hint(msg.sender)}"
 
 
-def render(entries: Sequence[Entry], attachments: dict[str, str]) -> str:
-    """One paste for a batch: each message's envelope line and body, in order, blank line between.
+def render(entries: Sequence[Entry], attachments: dict[str, str], footer: str = "") -> str:
+    """One paste for a batch: each message's envelope line and body (and the bridge's note on it), in order,
+    blank line between; then ``footer`` (which verbs apply now).
 
     ``attachments`` maps message id -> file path for bodies over PASTE_LIMIT."""
     parts = []
@@ -39,7 +44,10 @@ def render(entries: Sequence[Entry], attachments: dict[str, str]) -> str:
             body = f"(the body is {size} bytes, saved as a file: read {path})"
         else:
             body = sanitize(entry.message.body)
-        parts.append(f"{header(entry)}\n{body}")
+        note = f"\n{ENVELOPE_MARK} {sanitize(entry.note)}" if entry.note else ""
+        parts.append(f"{header(entry)}\n{body}{note}")
+    if footer:
+        parts.append(f"{ENVELOPE_MARK} {footer}")
     return "\n\n".join(parts)
 
 
@@ -50,3 +58,36 @@ def needs_attachment(entry: Entry) -> bool:
 def ids_in(text: str) -> set[str]:
     """Message ids named by envelopes in a prompt: a receipt for each."""
     return set(_ID_IN_TEXT.findall(text))
+
+
+_HEADER_LINE = re.compile(r"^\[pairloop\] #(?P<seq>\d+) (?P<label>.+?) from (?P<sender>\S+) · id (?P<id>\S+) · .*$",
+                          re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    seq: int
+    label: str
+    sender: str
+    id: str
+    body: str
+    note: str
+
+
+def parse(prompt: str) -> tuple[list[Parsed], str]:
+    """Take a pasted batch apart again: its messages (body, and the bridge's note) and its footer.
+
+    A body line that itself starts with "[pairloop] " would end the body early; pairloop never writes one."""
+    heads = list(_HEADER_LINE.finditer(prompt))
+    out: list[Parsed] = []
+    footer = ""
+    for i, head in enumerate(heads):
+        end = heads[i + 1].start() - 2 if i + 1 < len(heads) else len(prompt)
+        segment = prompt[head.end() + 1 : max(end, head.end() + 1)]
+        if i + 1 == len(heads):
+            cut = segment.rfind(f"\n\n{ENVELOPE_MARK} ")
+            if cut >= 0:
+                segment, footer = segment[:cut], segment[cut + 2 + len(ENVELOPE_MARK) + 1 :]
+        body, _, note = segment.partition(f"\n{ENVELOPE_MARK} ")
+        out.append(Parsed(int(head["seq"]), head["label"], head["sender"], head["id"], body, note))
+    return out, footer

@@ -15,7 +15,8 @@ from typing import Any
 AGENT_ROLES = ("worker", "reviewer")
 SENDERS = (*AGENT_ROLES, "human")
 RECIPIENTS = (*AGENT_ROLES, "human")
-KINDS = ("message", "task", "approve", "done")
+KINDS = ("message", "task", "review", "approve", "changes", "done")  # what a sender may write
+BRIDGE_KINDS = ("notice", "context")  # what only the bridge itself creates (sender "pairloop")
 
 # Message files larger than this are refused outright; bodies over the paste limit become attachments.
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -49,9 +50,11 @@ class Message:
     body: str
     kind: str = "message"
     created: float = field(default_factory=time.time)
+    fixed: tuple[str, ...] = ()  # with a review request: finding ids the worker says are fixed
+    disputed: tuple[str, ...] = ()  # ... and ones it disputes
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "v": 1,
             "id": self.id,
             "from": self.sender,
@@ -60,6 +63,11 @@ class Message:
             "created": self.created,
             "body": self.body,
         }
+        if self.fixed:
+            data["fixed"] = list(self.fixed)
+        if self.disputed:
+            data["disputed"] = list(self.disputed)
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> Message:
@@ -88,7 +96,13 @@ class Message:
         created = data.get("created", 0.0)
         if not isinstance(created, int | float):
             raise MalformedMessage("'created' must be a number")
-        return cls(msg_id, sender, tuple(dict.fromkeys(to)), body, kind, float(created))
+        refs = {}
+        for key in ("fixed", "disputed"):
+            value = data.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise MalformedMessage(f"'{key}' must be a list of finding ids")
+            refs[key] = tuple(value)
+        return cls(msg_id, sender, tuple(dict.fromkeys(to)), body, kind, float(created), **refs)
 
 
 def _fsync_dir(path: Path) -> None:

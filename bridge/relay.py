@@ -16,12 +16,14 @@ from types import FrameType
 from typing import Any, TextIO
 
 from bridge import envelope
-from bridge.book import DELIVERED, DELIVERING, FAILED, QUEUED, Book, Entry
+from bridge.book import DELIVERED, DELIVERING, FAILED, QUEUED, SUPPRESSED, Book, Entry
 from bridge.delivery import confirm as confirm_delivery
 from bridge.delivery import deliver, read_target
 from bridge.ledger import Ledger, read_events
 from bridge.mailbox import SETTLE_SECONDS, move_aside, scan
 from bridge.manifest import Target, read_manifest, targets
+from bridge.message import Message
+from bridge.referee import Referee
 from bridge.report import Reporter, describe
 from bridge.screen import BUSY, DIALOG, DRAFT, EXITED, READY, STARTING, Reading
 from bridge.tmux import Tmux, TmuxError
@@ -34,8 +36,9 @@ WAIT_REASONS = {
     EXITED: "agent exited",
 }
 HOUSEKEEPING_SECONDS = 30.0
-# How long an idle-looking screen is overruled by a hook that said a turn started and never said it ended.
-HOOK_DOUBT_SECONDS = 3.0
+# How long an idle-looking screen is overruled by a hook that said a turn started and never said it ended
+# (claude runs no Stop hook when the user interrupts a turn).
+HOOK_DOUBT_SECONDS = 10.0
 # After the bridge starts, it watches agents that are not yet ready (to time their settle, answer allowed
 # dialogs) for this long even with nothing to deliver; after that it only looks when a message waits.
 STARTUP_WATCH_SECONDS = 60.0
@@ -59,6 +62,7 @@ class TargetWatch:
     ready_since: float = 0.0  # when the screen last became ready
     hook: str = ""  # what the agent's own hooks last said: "busy", "idle" or "attention"
     answered: float = 0.0  # when we last answered a dialog on the user's behalf
+    looked_at: float = 0.0  # when we last read its screen
 
 
 class Bridge:
@@ -81,6 +85,9 @@ class Bridge:
         self._paste_count = 0
         self.rescan_at = 0.0
         self.started_at = time.monotonic()
+        self.referee = Referee(self.manifest, self.emit, self.post, self.report.line, self.alert)
+        self.control = run_dir / "control"
+        self.status_text = ""
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -100,9 +107,29 @@ class Bridge:
         assert self._ledger is not None, "start() opens the ledger"
         return self._ledger
 
+    def emit(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Record an event (fsync'd) and let every view of the run learn it."""
+        record = self.ledger.append(event)
+        self.book.apply(record)
+        self.referee.apply(record)
+        return record
+
+    def post(self, msg_id: str, to: tuple[str, ...], body: str, kind: str) -> None:
+        """A message from the bridge itself (a notice, or context from the human): delivered like any other."""
+        if msg_id in self.book.entries:
+            return
+        msg = Message(msg_id, "pairloop", to, body, kind)
+        record = {"ev": "received", "seq": self.book.next_seq, "digest": "", **_message_fields(msg.to_json())}
+        self.emit(record)
+        entry = self.book.entries[msg_id]
+        self.report.line(f"{describe(entry)} ({kind})")
+        for role in to:
+            if role in self.watch:
+                self.watch[role].next_check = 0.0
+
     def start(self) -> None:
         self.lock()
-        for folder in (self.outbox, self.events):
+        for folder in (self.outbox, self.events, self.control):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         for role in self.targets:
             (self.events / role).mkdir(exist_ok=True, mode=0o700)
@@ -110,10 +137,12 @@ class Bridge:
         ledger_path.touch(mode=0o600, exist_ok=True)
         for _, event in read_events(ledger_path):
             self.book.apply(event)
+            self.referee.apply(event)
             if event.get("ev") == "human_turn":
                 self.seen_events.add(str(event.get("event_file")))
         self._ledger = Ledger(ledger_path)
-        self.ledger.append({"ev": "bridge", "state": "started", "pid": os.getpid()})
+        self.emit({"ev": "bridge", "state": "started", "pid": os.getpid()})
+        self.referee.begin()
         queued = sum(len(self.book.pending(r)) for r in self.targets)
         self.report.line(f"bridge started · {len(self.book.order)} messages in the ledger · {queued} to deliver")
 
@@ -123,7 +152,7 @@ class Bridge:
         self.start()
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        observer, kind = start_watching([self.outbox, self.events], self.wake)
+        observer, kind = start_watching([self.outbox, self.events, self.control], self.wake)
         if kind == "polling":
             self.report.line("watching by polling (inotify unavailable)")
         try:
@@ -163,11 +192,53 @@ class Bridge:
     # ---- one pass --------------------------------------------------------------------------------------
 
     def tick(self) -> None:
+        self.read_control()
         self.ingest()
         self.scan_events()
         for role in self.targets:
             self.try_deliver(role)
         self.deliver_to_human()
+        self.update_status_line()
+
+    def read_control(self) -> None:
+        """`pairloop pause` / `unpause` leave a file in control/: record what it asks, then remove it."""
+        try:
+            names = sorted(n for n in os.listdir(self.control) if not n.startswith("."))
+        except FileNotFoundError:
+            return
+        for name in names:
+            path = self.control / name
+            action = (_read_json(path) or {}).get("action")
+            if action == "pause":
+                self.referee.pause("paused by the human", by="human")
+            elif action == "unpause":
+                self.referee.unpause()
+                for watch in self.watch.values():
+                    watch.next_check = 0.0
+            else:
+                self.report.line(f"ignored control file {name}: unknown action {action!r}")
+            path.unlink(missing_ok=True)
+
+    def update_status_line(self) -> None:
+        """The tmux status line: each role's agent and state, the round, what is queued, whether paused."""
+        p = self.referee.protocol
+        parts = []
+        for role, target in self.targets.items():
+            watch = self.watch[role]
+            state = {"busy": "working", "attention": "waiting for you"}.get(watch.hook, "") or \
+                {"ready": "idle", "dialog": "dialog", "draft": "human typing", "busy": "working"}.get(
+                    watch.state, watch.state or "starting")
+            parts.append(f"{role} {target.agent} {state}")
+        queued = sum(len(self.book.pending(r)) for r in self.targets)
+        relay = f"PAUSED ({p.paused})" if p.paused else "relay on"
+        agreed = " · AGREED" if self.book.run_state == "agreed" else ""
+        text = f"{' · '.join(parts)} · round {p.round} ({p.phase}) · queued {queued} · {relay}{agreed}"
+        if text != self.status_text:
+            self.status_text = text
+            session = f"={self.manifest['tmux']['session']}:"  # ':' makes '=' (exact name) work for options
+            with contextlib.suppress(TmuxError):
+                self.tmux.run("set-option", "-t", session, "status-right-length", "160", ";",
+                              "set-option", "-t", session, "status-right", text.replace("#", "##"))
 
     def session_alive(self) -> bool:
         return self.tmux.has_session(str(self.manifest["tmux"]["session"]))
@@ -183,13 +254,7 @@ class Bridge:
                 self.refuse(arrival.path, f"duplicate id {arrival.message.id} with different content")
                 continue
             if known is None:
-                msg = arrival.message
-                record = {"ev": "received", "seq": self.book.next_seq, "digest": arrival.digest,
-                          "file": arrival.path.name, **_message_fields(msg.to_json())}
-                self.book.apply(self.ledger.append(record))  # recorded before the file is claimed
-                entry = self.book.entries[msg.id]
-                self.report.line(f"{describe(entry)} received")
-                self.check_agreement(entry)
+                self.receive(arrival.message, arrival.digest, arrival.path.name)
             # Claimed: the ledger now holds the whole message. Unlink rather than move it elsewhere: a move
             # out of a watched folder is an unpaired IN_MOVED_FROM, which watchdog holds back for 0.5 s.
             with contextlib.suppress(FileNotFoundError):
@@ -198,14 +263,31 @@ class Bridge:
                 if role in self.watch:
                     self.watch[role].next_check = 0.0
 
+    def receive(self, msg: Message, digest: str, file_name: str) -> None:
+        """Record one new message (before its file is claimed), with what the referee adds to it."""
+        bounce = self.referee.check_bounce(msg)
+        note = "" if bounce else self.referee.note_for(msg)
+        record = {"ev": "received", "seq": self.book.next_seq, "digest": digest, "file": file_name,
+                  **_message_fields(msg.to_json()), **({"note": note} if note else {})}
+        self.emit(record)
+        entry = self.book.entries[msg.id]
+        self.report.line(f"{describe(entry)} received")
+        if bounce:
+            self.record_all(entry, SUPPRESSED, "the same text went back and forth (bounce)")
+            return
+        self.referee.after(msg)
+
+    def record_all(self, entry: Entry, state: str, reason: str) -> None:
+        for role in entry.message.to:
+            self.record(role, [entry], state, reason=reason)
+
     def refuse(self, path: Path, reason: str) -> None:
         try:
             moved = move_aside(path, self.run_dir, "rejected")
         except FileNotFoundError:
             return
         rel = str(path.relative_to(self.run_dir)) if path.is_relative_to(self.run_dir) else path.name
-        self.book.apply(self.ledger.append({"ev": "rejected", "file": rel, "reason": reason,
-                                            "moved_to": str(moved.relative_to(self.run_dir))}))
+        self.emit({"ev": "rejected", "file": rel, "reason": reason, "moved_to": str(moved.relative_to(self.run_dir))})
         self.report.line(f"rejected {rel}: {reason} (moved to {moved.relative_to(self.run_dir)})")
 
     def scan_events(self) -> None:
@@ -236,8 +318,10 @@ class Bridge:
                     self.receipts[role] |= ids
                     self.settle_receipts(role)
                 elif prompt.strip():
-                    self.ledger.append({"ev": "human_turn", "role": role, "text": prompt, "event_file": key})
+                    self.emit({"ev": "human_turn", "role": role, "text": prompt, "event_file": key})
                     self.report.line(f"human → {role} (typed in the pane) \"{prompt.strip()[:40]}\"")
+                    if self.referee.settings.get("mirror", True):
+                        self.referee.mirror(f"turn-{role}-{name.split('-')[0]}", (role,), prompt, "message")
 
     def settle_receipts(self, role: str) -> None:
         """Messages whose receipt arrived are delivered, whatever the bridge believed before."""
@@ -251,7 +335,7 @@ class Bridge:
         reading = read_target(self.tmux, self.targets[role])
         watch = self.watch[role]
         if reading.state != watch.state:
-            self.ledger.append({"ev": "agent", "role": role, "state": reading.state, "detail": reading.detail})
+            self.emit({"ev": "agent", "role": role, "state": reading.state, "detail": reading.detail})
             watch.state = reading.state
             watch.misses = 0
         return reading
@@ -261,14 +345,17 @@ class Bridge:
 
     def judge(self, role: str) -> Reading:
         """The screen, corrected by what the agent's hooks said and by the profile's settle time."""
-        reading = self.observe(role)
         watch, now = self.watch[role], time.monotonic()
+        was_ready, last_look = watch.state == READY, watch.looked_at
+        reading = self.observe(role)
+        watch.looked_at = now
         if reading.state != READY:
             watch.ready_since = 0.0
             if reading.state == DIALOG:
                 self.answer_dialog(role, reading.detail)
             return reading
-        watch.ready_since = watch.ready_since or now
+        if not (was_ready and watch.ready_since and now - last_look < 1.0):
+            watch.ready_since = now  # ready since we can vouch for it: not across a gap we did not watch
         watch.first_ready = watch.first_ready or now
         if watch.hook == "attention":
             return Reading(DIALOG, "permission prompt, says the agent's hook")
@@ -289,7 +376,7 @@ class Bridge:
         watch.answered = time.monotonic()
         with contextlib.suppress(TmuxError):
             self.tmux.send_keys(self.targets[role].pane, *keys)
-        self.ledger.append({"ev": "answered", "role": role, "dialog": dialog, "keys": keys})
+        self.emit({"ev": "answered", "role": role, "dialog": dialog, "keys": keys})
         self.report.line(f"{role}: answered the \"{dialog}\" dialog for you (--trust)")
 
     def try_deliver(self, role: str) -> None:
@@ -303,6 +390,12 @@ class Bridge:
                 # from the first message) and any dialog we may answer gets answered.
                 self.judge(role)
                 watch.next_check = time.monotonic() + MAX_BACKOFF
+            return
+        if self.referee.protocol.paused:
+            reason = f"relay paused: {self.referee.protocol.paused}"
+            fresh = [e for e in pending if e.reasons.get(role) != reason]
+            self.record(role, fresh, QUEUED, reason=reason)
+            watch.next_check = time.monotonic() + HOUSEKEEPING_SECONDS  # unpausing wakes us
             return
         reading = self.judge(role)
         if reading.state == DRAFT and self.our_paste(role, reading, pending):
@@ -330,7 +423,7 @@ class Bridge:
         target = self.targets[role]
         before = self.tmux.capture(target.pane)
         attachments = {e.message.id: str(self.attach(e)) for e in pending if envelope.needs_attachment(e)}
-        text = envelope.render(pending, attachments)
+        text = envelope.render(pending, attachments, self.referee.footer(role))
         self.record(role, pending, DELIVERING)
         self._paste_count += 1
         paste_file = self.run_dir / f".paste-{role}-{self._paste_count}.txt"
@@ -419,10 +512,11 @@ class Bridge:
             event["via"] = via
         if reason:
             event["reason"] = reason
-        self.book.apply(self.ledger.append(event))
+        self.emit(event)
         if quiet or state == DELIVERING:
             return
-        words = {QUEUED: f"queued: {reason}", DELIVERED: f"delivered ({via})", FAILED: f"FAILED: {reason}"}
+        words = {QUEUED: f"queued: {reason}", DELIVERED: f"delivered ({via})", FAILED: f"FAILED: {reason}",
+                 SUPPRESSED: f"suppressed: {reason}"}
         batch = f" (batch of {len(entries)})" if len(entries) > 1 and state == DELIVERED else ""
         for entry in entries if len(entries) <= 5 else [entries[0], entries[-1]]:
             self.report.line(f"{describe(entry, role)} {words[state]}{batch}")
@@ -435,18 +529,12 @@ class Bridge:
             path.write_text(entry.message.body, encoding="utf-8")
         return path
 
-    def check_agreement(self, entry: Entry) -> None:
-        if entry.message.kind == "done" and self.book.run_state != "agreed":
-            if self.book.agreed():
-                self.book.apply(self.ledger.append({"ev": "run", "state": "agreed", "by": entry.message.id}))
-                self.alert("pairloop: the pair agreed the work is done")
-            else:
-                self.report.line("worker says done, but the reviewer has not approved the current state")
-
     def alert(self, text: str) -> None:
+        """Get the human's attention: a line here, a bell (tmux passes it to the terminal), a tmux message."""
         self.report.line(text)
+        self.report.bell()
         try:
-            self.tmux.display(str(self.manifest["tmux"]["session"]), text)
+            self.tmux.display(f"={self.manifest['tmux']['session']}:", text)
         except TmuxError:
             pass
 

@@ -35,5 +35,12 @@ class Reporter:
         self._log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}{'  — ' + detail if detail else ''}\n")
         self._log.flush()
 
+    def bell(self) -> None:
+        try:
+            self._out.write("\a")
+            self._out.flush()
+        except (OSError, ValueError):
+            pass
+
     def close(self) -> None:
         self._log.close()

@@ -85,7 +85,7 @@ class Tmux:
 
     def set_session_options(self, session: str, options: dict[str, str]) -> None:
         for key, value in options.items():
-            self.run("set-option", "-t", f"={session}", key, value)
+            self.run("set-option", "-t", f"={session}:", key, value)
 
     def set_pane_option(self, pane: str, key: str, value: str) -> None:
         self.run("set-option", "-p", "-t", pane, key, value)

@@ -44,6 +44,10 @@ CLAUDE_RULES = ScreenRules(
         "sign-in": r"Unable to connect to Anthropic services|Select login method|Choose the text style",
     },
     placeholders=("Press up to edit queued messages",),
+    # After a paste the footer says "paste again to expand" instead of "esc to interrupt", even while a reply
+    # streams: a turn is open from a submitted prompt ("❯ " with a plain space) until "✻ <Verb> for Ns" or an
+    # interruption follows it.
+    turn=(r"^❯ ", r"^✻ \S+ for \d|^\s+⎿\s+Interrupted"),
     settle=0.5,
     paste_placeholder=r"^\[Pasted text #\d+",
 )

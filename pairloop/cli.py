@@ -23,7 +23,15 @@ from bridge.tmux import Tmux, TmuxError, TmuxMissing
 from pairloop import __version__
 from pairloop.config import default_roles, read_config
 from pairloop.errors import MissingTool, PairloopError, UsageProblem
-from pairloop.lifecycle import StartOptions, send_message, start_run, stop_run, tmux_for, wait_until_running
+from pairloop.lifecycle import (
+    StartOptions,
+    request_control,
+    send_message,
+    start_run,
+    stop_run,
+    tmux_for,
+    wait_until_running,
+)
 from pairloop.runs import Run, find_run, list_runs, repo_root
 from pairloop.views import conversation, message_lines, message_record, run_status, status_lines
 
@@ -84,20 +92,30 @@ def cli() -> None:
 @click.option("--trust", is_flag=True, help="Answer the agents' trust-this-folder dialogs for you.")
 @click.option("--yolo", is_flag=True,
               help="Turn off both agents' permission checks (each agent's own bypass flag). Shown in the titles.")
+@click.option("--plan/--no-plan", default=None,
+              help="Plan first: the worker writes PLAN.md and the reviewer approves it before any code "
+                   "[default: on when the task is longer than one line].")
+@click.option("--mirror/--no-mirror", default=True, show_default=True,
+              help="Pass what the human tells one agent to the other as context.")
+@click.option("--max-rounds", default=6, show_default=True, help="Review rounds before the relay pauses for you.")
+@click.option("--max-messages", default=200, show_default=True, help="Messages before the relay pauses for you.")
 @click.option("--attach/--no-attach", default=True,
               help="Attach to the session (default), or return once both agents are running.")
 @click.option("--socket", envvar="PAIRLOOP_TMUX_SOCKET", help="Use a private tmux server with this socket name.")
 @core_errors
 def start(task: str, worker: str | None, reviewer: str | None, worker_model: str | None,
           reviewer_model: str | None, worker_arg: tuple[str, ...], reviewer_arg: tuple[str, ...], trust: bool,
-          yolo: bool, attach: bool, socket: str | None) -> None:
+          yolo: bool, plan: bool | None, mirror: bool, max_rounds: int, max_messages: int, attach: bool,
+          socket: str | None) -> None:
     """Start a pair session on TASK in the current repository: by default claude works and codex reviews."""
     repo = here()
     default_worker, default_reviewer = default_roles(read_config(repo))
     options = StartOptions(
         worker=worker or default_worker, reviewer=reviewer or default_reviewer,
         models={r: m for r, m in (("worker", worker_model), ("reviewer", reviewer_model)) if m},
-        extra_args={"worker": worker_arg, "reviewer": reviewer_arg}, yolo=yolo, trust=trust)
+        extra_args={"worker": worker_arg, "reviewer": reviewer_arg}, yolo=yolo, trust=trust,
+        plan=len(task.strip().splitlines()) > 1 if plan is None else plan, mirror=mirror,
+        max_rounds=max_rounds, max_messages=max_messages)
     tmux = open_tmux(socket)
     run = start_run(tmux, repo, task, options)
     states = wait_until_running(tmux, run)
@@ -137,7 +155,8 @@ def _read_body(text: str) -> str:
     return body
 
 
-def _post(run_id: str | None, to: str | None, text: str, kind: str) -> None:
+def _post(run_id: str | None, to: str | None, text: str, kind: str, *, fixed: tuple[str, ...] = (),
+          disputed: tuple[str, ...] = ()) -> None:
     sender = _sender()
     if to is None:
         if sender == "human":
@@ -148,7 +167,7 @@ def _post(run_id: str | None, to: str | None, text: str, kind: str) -> None:
     if not recipients:
         raise UsageProblem(f"the {sender} cannot send a message to itself")
     body = _read_body(text)
-    message = send_message(_run_for(sender, run_id), sender, recipients, body, kind)
+    message = send_message(_run_for(sender, run_id), sender, recipients, body, kind, fixed, disputed)
     click.echo(message.id)
 
 
@@ -166,13 +185,49 @@ def send(text: str, to: str | None, run_id: str | None) -> None:
     _post(run_id, to, text, "message")
 
 
+def _verdict_target(verb: str) -> str:
+    """Verdicts go to the worker, from the reviewer or (overruling it) from the human."""
+    if _sender() == "worker":
+        raise UsageProblem(f"`pairloop {verb}` is the reviewer's (or the human's) verb; the worker uses "
+                           "`pairloop review` and `pairloop done`")
+    return "worker"
+
+
+def _worker_only(verb: str) -> None:
+    if _sender() != "worker":
+        raise UsageProblem(f"`pairloop {verb}` is the worker's verb (run it in the worker's pane)")
+
+
+@cli.command()
+@click.argument("note", required=False, default="Ready for review.")
+@click.option("--fixed", multiple=True, metavar="ID", help="A finding this round fixes (repeatable).")
+@click.option("--disputed", multiple=True, metavar="ID", help="A finding the worker disputes (repeatable).")
+@run_option
+@core_errors
+def review(note: str, fixed: tuple[str, ...], disputed: tuple[str, ...], run_id: str | None) -> None:
+    """Worker: ask for review. The bridge checkpoints the work (commits and working tree) for this round and
+    shows the reviewer what changed since the last reviewed checkpoint."""
+    _worker_only("review")
+    _post(run_id, "reviewer", note, "review", fixed=fixed, disputed=disputed)
+
+
 @cli.command()
 @click.argument("note", required=False, default="Approved.")
 @run_option
 @core_errors
 def approve(note: str, run_id: str | None) -> None:
-    """Reviewer: approve the current state of the work."""
-    _post(run_id, "worker" if os.environ.get("PAIRLOOP_ROLE") != "worker" else None, note, "approve")
+    """Reviewer (or the human, overruling it): approve the current round's checkpoint."""
+    _post(run_id, _verdict_target("approve"), note, "approve")
+
+
+@cli.command()
+@click.argument("text")
+@run_option
+@core_errors
+def changes(text: str, run_id: str | None) -> None:
+    """Reviewer (or the human, overruling it): ask for changes. Numbered lines are separate findings, each
+    given a stable id (F<round>.<n>) that later rounds refer to. TEXT may be '-' for stdin."""
+    _post(run_id, _verdict_target("changes"), text, "changes")
 
 
 @cli.command()
@@ -180,8 +235,32 @@ def approve(note: str, run_id: str | None) -> None:
 @run_option
 @core_errors
 def done(note: str, run_id: str | None) -> None:
-    """Worker: claim the task is finished (the pair agrees once the reviewer has approved)."""
-    _post(run_id, "reviewer" if os.environ.get("PAIRLOOP_ROLE") != "reviewer" else None, note, "done")
+    """Worker: claim the task is finished. The run completes only when the latest verdict approves the
+    current state; otherwise the bridge tells the worker why not."""
+    _worker_only("done")
+    _post(run_id, "reviewer", note, "done")
+
+
+@cli.command()
+@run_option
+@core_errors
+def pause(run_id: str | None) -> None:
+    """Hold all relaying: messages keep queueing, nothing is lost, until `pairloop unpause`."""
+    _control(run_id, "pause")
+
+
+@cli.command()
+@run_option
+@core_errors
+def unpause(run_id: str | None) -> None:
+    """Release the relay: queued messages go out in order (also after the governor paused it)."""
+    _control(run_id, "unpause")
+
+
+def _control(run_id: str | None, action: str) -> None:
+    run = _run_for(_sender(), run_id)
+    request_control(run, action)
+    click.echo(f"{action} requested for run {run.id}")
 
 
 @cli.command()

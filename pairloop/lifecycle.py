@@ -13,13 +13,14 @@ from typing import Any
 
 from bridge.ledger import append_once
 from bridge.manifest import targets, write_manifest
-from bridge.message import Message, new_message_id, post
+from bridge.message import Message, new_message_id, post, write_atomic
 from bridge.screen import EXITED, STARTING
 from bridge.tmux import Tmux, TmuxError
 from pairloop.agents import TRUST_DIALOG, AgentProfile, LaunchContext, profile
 from pairloop.briefs import render_brief
 from pairloop.config import agent_settings, read_config
 from pairloop.errors import MissingTool, PairloopError
+from pairloop.plan import template_text
 from pairloop.runs import RUNNING, STOPPED, Run, base_commit, create_run_dir, git, load_run, slug
 from pairloop.workspace import launch, open_workspace
 
@@ -47,6 +48,10 @@ class StartOptions:
     extra_args: dict[str, tuple[str, ...]] = field(default_factory=dict)  # role -> arguments
     yolo: bool = False  # each agent's own permission-bypass flag, only when the user asks for it
     trust: bool = False  # answer the agents' trust-this-folder dialogs on the user's behalf
+    plan: bool = False  # plan phase first: PLAN.md written and approved before any code
+    mirror: bool = True  # what the human tells one agent reaches the other as context
+    max_rounds: int = 6
+    max_messages: int = 200
 
 
 def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
@@ -69,9 +74,11 @@ def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
     panes = open_workspace(tmux, session, repo, titles)
     try:
         contexts = {}
+        template = run_dir / "PLAN.template.md"
+        template.write_text(template_text(), encoding="utf-8")
         for role in ROLES:
             partner = profiles["reviewer" if role == "worker" else "worker"].name
-            brief = render_brief(role, task, partner)
+            brief = render_brief(role, task, partner, str(template))
             brief_file = run_dir / f"brief-{role}.md"
             brief_file.write_text(brief, encoding="utf-8")
             model = options.models.get(role) or settings[role].get("model")
@@ -84,6 +91,8 @@ def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "state": RUNNING, "yolo": options.yolo,
             "tmux": {"socket_path": tmux.socket_path(), "session": session},
             "bridge_pane": panes.bridge,
+            "protocol": {"plan": options.plan, "mirror": options.mirror,
+                         "limits": {"max_rounds": options.max_rounds, "max_messages": options.max_messages}},
             "roles": {role: role_spec(profiles[role], panes.by_role()[role], contexts[role], argvs[role],
                                       options.trust) for role in ROLES},
         }
@@ -137,13 +146,23 @@ def wait_until_running(tmux: Tmux, run: Run, timeout: float = 30.0) -> dict[str,
         time.sleep(0.05)
 
 
-def send_message(run: Run, sender: str, to: tuple[str, ...], body: str, kind: str = "message") -> Message:
+def send_message(run: Run, sender: str, to: tuple[str, ...], body: str, kind: str = "message",
+                 fixed: tuple[str, ...] = (), disputed: tuple[str, ...] = ()) -> Message:
     if run.state == STOPPED:
         raise PairloopError(f"run {run.id} is stopped; start a new one with `pairloop start`")
-    message = Message(new_message_id(), sender, to, body, kind)
+    message = Message(new_message_id(), sender, to, body, kind, fixed=fixed, disputed=disputed)
     Message.from_json(message.to_json())  # the same validation the bridge applies
     post(run.dir / "outbox", message)
     return message
+
+
+def request_control(run: Run, action: str) -> None:
+    """Ask the bridge to pause or unpause the relay: a file in control/, like everything else."""
+    if run.state == STOPPED:
+        raise PairloopError(f"run {run.id} is stopped")
+    folder = run.dir / "control"
+    folder.mkdir(exist_ok=True, mode=0o700)
+    write_atomic(folder / f"{new_message_id()}-{action}.json", json.dumps({"action": action}).encode())
 
 
 def bridge_running(run: Run) -> bool:

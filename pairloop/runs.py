@@ -14,6 +14,7 @@ from typing import Any
 from bridge.book import Book
 from bridge.ledger import read_events
 from bridge.manifest import read_manifest, update_manifest
+from bridge.protocol import Protocol
 from pairloop.errors import NoSuchRun, UsageProblem
 
 STATE_DIR = ".pairloop"
@@ -103,6 +104,12 @@ class Run:
 
     def book(self) -> Book:
         return Book().apply_all(event for _, event in read_events(self.ledger_path))
+
+    def protocol(self) -> Protocol:
+        protocol = Protocol()
+        for _, event in read_events(self.ledger_path):
+            protocol.apply(event)
+        return protocol
 
     @property
     def state(self) -> str:

@@ -23,6 +23,7 @@ import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.envelope import Parsed, parse
 from bridge.message import write_atomic
 
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
@@ -32,7 +33,8 @@ BUSY_FOOTER = "● working… ({secs}s · esc to interrupt)"
 DIALOG = ["Do you trust the files in this folder?", "", "  1. Yes, proceed   (enter)", "  2. No, exit"]
 _ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|O.|[^\[O])", re.DOTALL)
 _CUT_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*|O)?")  # the start of a sequence whose end has not come yet
-_HEADER = re.compile(r"^\[pairloop\] #\d+ (\w+) from (\w+) · id ", re.MULTILINE)
+PLAN_TEXT = "# Plan: greet(name)\n\n## Goal\nA greet(name) function with a test.\n\n## Steps\n" \
+            "1. Write greet() in greeting.py.\n2. Test it in test_greeting.py.\n"
 GREETING = 'def greet(name: str) -> str:\n    """Say hello."""\n    return f"Hello, {name}!"\n'
 GREETING_TEST = 'from greeting import greet\n\n\ndef test_greet() -> None:\n    assert greet("Ada") == "Hello, Ada!"\n'
 
@@ -51,6 +53,7 @@ class Sim:
     dialog: bool = False
     reviews: int = 0
     stuck: bool = False  # a composer that never submits: for testing how failures are reported
+    stubborn: bool = False  # a reviewer that never approves: for testing the governor
     _pending: str = ""
     _paste: str | None = None
 
@@ -143,24 +146,52 @@ class Sim:
         return max(0.0, min(0.2, left))
 
     def act(self, prompt: str) -> None:
-        headers = _HEADER.findall(prompt)
-        labels = {(label, sender) for label, sender in headers}
+        """Play the role the way the briefs ask, with the protocol's verbs."""
+        messages, footer = parse(prompt)
         if self.role == "worker":
-            if ("approval", "reviewer") in labels:
-                self.pairloop("done", "Finished: greet() is written, tested, and approved.")
-            elif ("message", "reviewer") in labels:
-                self.write_and_commit("test_greeting.py", GREETING_TEST, "Add a test for greet()")
-                self.pairloop("send", f"Addressed your finding: added test_greeting.py ({self.head()}). "
-                                      "Please review again.")
-            elif ("task", "human") in labels or not headers:
-                self.write_and_commit("greeting.py", GREETING, "Add greet()")
-                self.pairloop("send", f"Ready for review: added greet() in greeting.py ({self.head()}).")
-        elif ("message", "worker") in labels:
-            self.reviews += 1
-            if self.reviews == 1:
-                self.pairloop("send", f"1. greet() has no test: please add one. (reviewed {self.head()})")
+            self.act_as_worker(messages, "plan phase" in footer, prompt)
+        else:
+            self.act_as_reviewer(messages)
+
+    def act_as_worker(self, messages: list[Parsed], plan_phase: bool, prompt: str) -> None:
+        said = {(m.label, m.sender) for m in messages}
+        notices = " ".join(m.body for m in messages if m.label == "notice")
+        approvals = [m for m in messages if m.label == "approval"]
+        changes = [m for m in messages if m.label == "changes requested"]
+        if "Not done yet" in notices:
+            self.pairloop("review", "Please review the current state.")
+        elif "plan is approved" in notices:
+            self.implement()
+        elif changes:
+            self.write_and_commit("test_greeting.py", GREETING_TEST, "Add a test for greet()")
+            fixed = re.findall(r"\bF\d+\.\d+\b", changes[-1].note)
+            args = [a for fid in fixed for a in ("--fixed", fid)]
+            self.pairloop("review", f"Addressed the findings: added test_greeting.py ({self.head()}).", *args)
+        elif approvals and "the plan" not in approvals[-1].note:
+            self.pairloop("done", "Finished: greet() is written, tested, and approved.")
+        elif ("task", "human") in said or not messages:
+            if plan_phase:
+                self.write_and_commit("PLAN.md", PLAN_TEXT, "Plan the greeting feature")
+                self.pairloop("review", "Plan ready for review: PLAN.md.")
             else:
-                self.pairloop("approve", f"Looks good: greet() is tested. (reviewed {self.head()})")
+                self.implement()
+
+    def implement(self) -> None:
+        self.write_and_commit("greeting.py", GREETING, "Add greet()")
+        self.pairloop("review", f"Ready for review: added greet() in greeting.py ({self.head()}).")
+
+    def act_as_reviewer(self, messages: list[Parsed]) -> None:
+        requests = [m for m in messages if m.label == "review request" and m.sender == "worker"]
+        if not requests:
+            return
+        if "(plan phase)" in requests[-1].note:
+            self.pairloop("approve", "The plan is sound: go ahead.")
+            return
+        self.reviews += 1
+        if self.reviews == 1 or self.stubborn:
+            self.pairloop("changes", f"1. greet() has no test: please add one. (reviewed {self.head()})")
+        else:
+            self.pairloop("approve", f"Looks good: greet() is tested. (reviewed {self.head()})")
 
     def write_and_commit(self, name: str, text: str, message: str) -> None:
         Path(name).write_text(text, encoding="utf-8")
@@ -174,8 +205,8 @@ class Sim:
         out = self.run(["git", "log", "-1", "--format=%h"])
         return f"commit {out.stdout.strip()}" if out.returncode == 0 and out.stdout.strip() else "no commit"
 
-    def pairloop(self, verb: str, text: str) -> None:
-        out = self.run([sys.executable, "-m", "pairloop", verb, text])
+    def pairloop(self, verb: str, text: str, *options: str) -> None:
+        out = self.run([sys.executable, "-m", "pairloop", verb, *options, text])
         said = (out.stdout or out.stderr).strip().splitlines() or [""]
         self.note(f"$ pairloop {verb} {text[:50]!r} → {said[-1][:60]}")
 
@@ -247,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir=Path(run_dir) if run_dir else None,
         dialog=os.environ.get("PAIRLOOP_SIM_DIALOG") == "1",
         stuck=os.environ.get("PAIRLOOP_SIM_STUCK") == "1",
+        stubborn=os.environ.get("PAIRLOOP_SIM_STUBBORN") == "1",
     )
     if args.brief and args.brief.is_file():
         sim.note(f"(brief: {args.brief.read_text(encoding='utf-8').splitlines()[0][:70]}…)")

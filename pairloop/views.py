@@ -39,6 +39,7 @@ def run_status(run: Run, tmux: Tmux | None) -> dict[str, Any]:
         "socket": run.socket_path, "session_alive": alive,
         "bridge": "running" if bridge_running(run) else "not running",
         "messages": len(book.order), "rejected": book.rejected, "agents": agents,
+        **run.protocol().summary(),
     }
 
 
@@ -48,6 +49,10 @@ def status_lines(status: dict[str, Any]) -> list[str]:
              f"  bridge {status['bridge']}"]
     if status["task"]:
         lines.append(f"  task: {status['task'].splitlines()[0][:100]}")
+    relay = f"PAUSED: {status['relay']['reason']}" if status["relay"]["paused"] else "running"
+    gov = status["governor"]
+    lines.append(f"  {status['phase']} phase · round {status['round']}/{gov['max_rounds']} · relay {relay} · "
+                 f"{len(status['verdicts'])} verdict(s) · {gov['bounces_suppressed']} bounce(s) suppressed")
     for role, a in status["agents"].items():
         lines.append(f"  {role:<8} {a['agent']:<8} {a['state']:<12} queued {a['queued']}  "
                      f"delivered {a['delivered']}  failed {a['failed']}")

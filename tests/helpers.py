@@ -15,10 +15,10 @@ from pairloop.lifecycle import StartOptions, send_message, start_run, wait_until
 from pairloop.runs import Run
 
 
-def start_sims(tmux: Tmux, repo: Path, task: str = "", **env: str) -> Run:
+def start_sims(tmux: Tmux, repo: Path, task: str = "", options: StartOptions | None = None, **env: str) -> Run:
     """A run with two sim agents that only record what they receive (unless env says otherwise)."""
     full_env = {**os.environ, "PAIRLOOP_SIM_MODE": "quiet", "PAIRLOOP_SIM_WORK_SECONDS": "0", **env}
-    run = start_run(tmux, repo, task, StartOptions("sim", "sim"), full_env)
+    run = start_run(tmux, repo, task, options or StartOptions("sim", "sim"), full_env)
     wait_until_running(tmux, run)
     return run
 

@@ -169,47 +169,9 @@ def test_run_agent_and_rejected_events() -> None:
     assert book.run_state == "stopping"
 
 
-def test_agreed_needs_worker_done_and_reviewer_approve() -> None:
-    book = Book()
-    assert not book.agreed()
-    book.apply(received("1", 1, sender="worker", to=("reviewer",), kind="message"))
-    book.apply(received("2", 2, sender="reviewer", to=("worker",), kind="approve"))
-    assert not book.agreed()
-    book.apply(received("3", 3, sender="worker", to=("reviewer",), kind="done"))
-    assert book.agreed()
-
-
-def test_agreed_in_either_order() -> None:
+def test_a_repeated_received_keeps_the_first() -> None:
     book = Book().apply_all([received("1", 1, sender="worker", kind="done"),
-                             received("2", 2, sender="reviewer", to=("worker",), kind="approve")])
-    assert book.agreed()
-
-
-def test_agreed_uses_the_latest_message_of_each() -> None:
-    book = Book().apply_all([received("1", 1, sender="worker", kind="done"),
-                             received("2", 2, sender="reviewer", to=("worker",), kind="approve"),
-                             received("3", 3, sender="reviewer", to=("worker",), kind="message")])
-    assert not book.agreed()
-    book.apply(received("4", 4, sender="reviewer", to=("worker",), kind="approve"))
-    assert book.agreed()
-    book.apply(received("5", 5, sender="worker", kind="message"))
-    assert not book.agreed()
-
-
-def test_agreed_ignores_the_wrong_roles_and_the_human() -> None:
-    book = Book().apply_all([received("1", 1, sender="worker", kind="approve"),
-                             received("2", 2, sender="reviewer", to=("worker",), kind="done")])
-    assert not book.agreed()
-    book = Book().apply_all([received("1", 1, sender="worker", kind="done"),
-                             received("2", 2, sender="human", to=("worker",), kind="approve")])
-    assert not book.agreed()
-    book.apply(received("3", 3, sender="reviewer", to=("worker",), kind="approve"))
-    book.apply(received("4", 4, sender="human", to=("worker",), kind="message"))
-    assert book.agreed()
-
-
-def test_a_repeated_received_does_not_change_the_verdict() -> None:
-    book = Book().apply_all([received("1", 1, sender="worker", kind="done"),
-                             received("2", 2, sender="reviewer", to=("worker",), kind="approve"),
                              received("1", 3, sender="worker", kind="message")])
-    assert book.agreed()
+    assert book.entries["1"].message.kind == "done"
+    assert book.entries["1"].seq == 1
+    assert book.order == ["1"]

@@ -134,7 +134,10 @@ def test_start_send_status_log_stop(tmux_server: Tmux, git_repo: Path, monkeypat
     assert st["id"] == run_id and st["state"] == "running" and st["session_alive"] is True
     assert st["bridge"] == "running"
     assert st["agents"]["reviewer"]["delivered"] == 1
-    assert st["agents"]["worker"]["delivered"] == 1  # the task
+    wait_for(lambda: run.book().count("worker", "delivered") == 2, what="the task and the mirrored context")
+    code, out = invoke("status", "--json")
+    (st,) = json.loads(out)["runs"]
+    assert st["agents"]["worker"]["delivered"] == 2  # the task, and what the human told the reviewer
     assert st["agents"]["worker"]["state"] in ("ready", "busy")
 
     code, out = invoke("status")
@@ -146,6 +149,7 @@ def test_start_send_status_log_stop(tmux_server: Tmux, git_repo: Path, monkeypat
     assert [(r["from"], r["to"], r["state"], r["body"]) for r in records] == [
         ("human", ["worker"], "delivered", "Add a feature"),
         ("human", ["reviewer"], "delivered", "-- from stdin;\n"),
+        ("pairloop", ["worker"], "delivered", "For context, the human told the reviewer: -- from stdin;\n"),
     ]
     assert records[1]["id"] == msg_id
 

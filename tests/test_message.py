@@ -138,7 +138,7 @@ def test_from_json_refuses_a_message_to_oneself(sender: str, to: Any) -> None:
 
 @pytest.mark.parametrize("kind", ["approval", "", None, "MESSAGE"])
 def test_from_json_refuses_unknown_kind(kind: Any) -> None:
-    assert _refusal(_good(kind=kind)) == "'kind' must be one of message, task, approve, done"
+    assert _refusal(_good(kind=kind)) == "'kind' must be one of message, task, review, approve, changes, done"
 
 
 @pytest.mark.parametrize("body", [None, "", "   \n\t ", 42, ["text"]])

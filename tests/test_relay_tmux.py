@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.envelope import PASTE_LIMIT, header
+from bridge.envelope import PASTE_LIMIT, header, parse
 from bridge.message import Message, new_message_id, post
 from bridge.tmux import Tmux
 from pairloop.lifecycle import send_message
@@ -31,12 +31,8 @@ pytestmark = pytest.mark.tmux
 
 def body_of(prompt: str, msg_id: str) -> str:
     """The body that followed message ``msg_id``'s envelope line in a prompt."""
-    lines = prompt.split("\n")
-    start = next(i for i, line in enumerate(lines) if f"· id {msg_id} ·" in line)
-    rest = lines[start + 1:]
-    end = next((i for i, line in enumerate(rest) if line.startswith("[pairloop] #")), len(rest))
-    text = "\n".join(rest[:end])
-    return text[:-1] if end < len(rest) and text.endswith("\n") else text
+    messages, _ = parse(prompt)
+    return next(m.body for m in messages if m.id == msg_id)
 
 
 def test_a_message_is_relayed_each_way(tmux_server: Tmux, git_repo: Path) -> None:
@@ -62,7 +58,9 @@ def test_task_is_the_workers_first_prompt(tmux_server: Tmux, git_repo: Path) -> 
     wait_for(lambda: prompts(run, "worker"), what="the task prompt")
     (first,) = prompts(run, "worker")
     assert first.startswith("[pairloop] #1 task from human")
-    assert first.endswith("\nAdd rate limiting; prove it with tests")
+    (task,), footer = parse(first)
+    assert task.body == "Add rate limiting; prove it with tests"
+    assert footer.startswith("you are the worker · work phase · round 0 · pairloop review [NOTE]")
     assert prompts(run, "reviewer") == []
 
 
@@ -146,9 +144,9 @@ def test_tricky_bodies_arrive_byte_exact(tmux_server: Tmux, git_repo: Path) -> N
         msg = human_says(run, "worker", body)
         wait_for(lambda m=msg: delivered(run, m.id, "worker"), what=f"delivery of {body[:20]!r}")
         sent.append(msg)
-    got = "\n".join(prompts(run, "worker"))
+    bodies = {m.id: m.body for prompt in prompts(run, "worker") for m in parse(prompt)[0]}
     for msg in sent:
-        assert body_of(got, msg.id) == msg.body
+        assert bodies[msg.id] == msg.body
 
 
 def test_escape_sequences_cannot_end_the_paste_or_act_as_keys(tmux_server: Tmux, git_repo: Path) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bridge.envelope import parse
 from tests.e2e.agents_install import Agents
 from tests.e2e.homes import Homes, prepare_homes, venv_bin
 from tests.e2e.model_server import Flavor, ModelServer, RecordedRequest
@@ -30,13 +31,6 @@ TAG_VAR = "PAIRLOOP_E2E_TAG"
 # `pairloop start` itself waits up to 30 s for both agents and the bridge.
 START_TIMEOUT = 60.0
 _RUN_LINE = re.compile(r"^run (\S+)\s+session (\S+)", re.MULTILINE)
-# The envelope line each relayed message starts with (bridge/envelope.py), then a newline and the body.
-ENVELOPE = re.compile(
-    r'^\[pairloop\] #(?P<seq>\d+) (?P<kind>\w+) from (?P<sender>\w+) · id (?P<id>[A-Za-z0-9._-]+) · '
-    r'reply: pairloop send (?:--to human )?"<text>"\n'
-)
-
-
 def git_repo(path: Path) -> Path:
     path.mkdir(parents=True)
     ident = ["-c", "user.name=E2E", "-c", "user.email=e2e@example.invalid"]
@@ -48,11 +42,13 @@ def git_repo(path: Path) -> Path:
 
 
 def split_envelope(prompt: str) -> tuple[dict[str, str], str] | None:
-    """(envelope fields, body) when ``prompt`` is exactly one relayed message; None otherwise."""
-    m = ENVELOPE.match(prompt)
-    if m is None:
+    """(envelope fields, body) when ``prompt`` is exactly one relayed message (and the bridge's footer);
+    None otherwise. Parsed with the bridge's own envelope parser."""
+    messages, _footer = parse(prompt)
+    if len(messages) != 1 or not prompt.startswith("[pairloop] #"):
         return None
-    return m.groupdict(), prompt[m.end():]
+    m = messages[0]
+    return {"seq": str(m.seq), "kind": m.label, "sender": m.sender, "id": m.id}, m.body
 
 
 class Pair:

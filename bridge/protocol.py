@@ -1,0 +1,197 @@
+"""The pair protocol: rounds, checkpoints, verdicts, findings, the done-consensus and the governor. Pure.
+
+The bridge feeds it ledger events (replay and live alike) and asks it questions; it never does I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+PLAN, WORK = "plan", "work"
+OPEN, FIXED, DISPUTED, RESOLVED = "open", "fixed", "disputed", "resolved"
+_NUMBERED = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(.*\S)")
+
+
+def parse_findings(text: str) -> list[str]:
+    """Numbered or bulleted lines are one finding each (continuation lines join the one above); text without
+    any is a single finding."""
+    items: list[str] = []
+    for line in text.splitlines():
+        m = _NUMBERED.match(line)
+        if m:
+            items.append(m.group(1))
+        elif items and line.strip():
+            items[-1] += " " + line.strip()
+    return items or ([" ".join(text.split())] if text.strip() else [])
+
+
+def normalise(body: str) -> str:
+    return " ".join(body.lower().split())
+
+
+@dataclass
+class Limits:
+    max_rounds: int = 6
+    max_messages: int = 200
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Limits:
+        data = data or {}
+        return cls(int(data.get("max_rounds", 6)), int(data.get("max_messages", 200)))
+
+
+@dataclass
+class Finding:
+    id: str
+    text: str
+    round: int
+    by: str
+    status: str = OPEN
+    note: str = ""
+
+
+@dataclass
+class Verdict:
+    id: str
+    by: str  # reviewer, or human when the human overrules
+    kind: str  # approve or changes
+    round: int
+    checkpoint: str  # the ref of the round's checkpoint ("" before any review request)
+    tree: str
+    phase: str
+
+
+@dataclass
+class Protocol:
+    phase: str = WORK
+    round: int = 0
+    checkpoints: dict[int, dict[str, str]] = field(default_factory=dict)  # round -> ref, commit, tree, phase
+    verdicts: list[Verdict] = field(default_factory=list)
+    findings: dict[str, Finding] = field(default_factory=dict)
+    paused: str = ""  # why the relay is paused ("" when it runs)
+    paused_by: str = ""
+    no_change_rounds: int = 0
+    bounces: int = 0
+    messages: int = 0
+    limits: Limits = field(default_factory=Limits)
+    rounds_allowed: int = 0  # the governor pauses when a review would pass this (0: limits.max_rounds)
+    messages_allowed: int = 0
+    last_body: dict[str, str] = field(default_factory=dict)  # sender -> normalised body of its latest message
+    run_state: str = ""
+
+    def apply(self, event: dict[str, Any]) -> None:
+        ev = event.get("ev")
+        if ev == "received":
+            if event.get("from") in ("worker", "reviewer"):  # the governor counts what the agents say
+                self.messages += 1
+                self.last_body[str(event["from"])] = normalise(str(event.get("body", "")))
+        elif ev == "round":
+            self.round = int(event["round"])
+            self.checkpoints[self.round] = {k: str(event.get(k, "")) for k in ("ref", "commit", "tree", "phase")}
+            if event.get("unchanged"):
+                self.no_change_rounds += 1
+        elif ev == "verdict":
+            self.verdicts.append(Verdict(str(event["id"]), str(event["by"]), str(event["kind"]),
+                                         int(event["round"]), str(event.get("checkpoint", "")),
+                                         str(event.get("tree", "")), str(event.get("phase", self.phase))))
+            for fid, text in event.get("findings", []):
+                self.findings[fid] = Finding(fid, text, int(event["round"]), str(event["by"]))
+            if event["kind"] == "approve":  # an approval settles whatever was still open or disputed
+                for finding in self.findings.values():
+                    if finding.status in (OPEN, DISPUTED):
+                        finding.status = RESOLVED
+        elif ev == "findings":
+            for fid in event.get("fixed", []):
+                if fid in self.findings:
+                    self.findings[fid].status = FIXED
+            for fid in event.get("disputed", []):
+                if fid in self.findings:
+                    self.findings[fid].status = DISPUTED
+        elif ev == "phase":
+            self.phase = str(event["phase"])
+        elif ev == "relay":
+            self.paused = str(event.get("reason", "")) if event.get("state") == "paused" else ""
+            self.paused_by = str(event.get("by", "")) if self.paused else ""
+            if event.get("rounds_allowed"):
+                self.rounds_allowed = int(event["rounds_allowed"])
+            if event.get("messages_allowed"):
+                self.messages_allowed = int(event["messages_allowed"])
+        elif ev == "suppressed":
+            self.bounces += 1
+        elif ev == "run":
+            self.run_state = str(event.get("state", ""))
+        elif ev == "protocol":
+            self.phase = str(event.get("phase", self.phase))
+            self.limits = Limits.from_json(event.get("limits"))
+
+    # ---- questions -------------------------------------------------------------------------------------
+
+    @property
+    def latest_verdict(self) -> Verdict | None:
+        return self.verdicts[-1] if self.verdicts else None
+
+    def checkpoint_ref(self, round_: int | None = None) -> str:
+        cp = self.checkpoints.get(self.round if round_ is None else round_)
+        return cp["ref"] if cp else ""
+
+    def finding_ids_for(self, count: int) -> list[str]:
+        """Stable ids for a new set of findings in the current round: F<round>.<n>, never reused."""
+        taken = {f for f in self.findings if f.startswith(f"F{self.round}.")}
+        ids: list[str] = []
+        n = 1
+        while len(ids) < count:
+            fid = f"F{self.round}.{n}"
+            if fid not in taken:
+                ids.append(fid)
+            n += 1
+        return ids
+
+    def open_findings(self) -> list[Finding]:
+        return [f for f in self.findings.values() if f.status in (OPEN, DISPUTED)]
+
+    def done_blocker(self, current_tree: str) -> str:
+        """Why the worker cannot be done yet ("" when the pair agrees)."""
+        if self.phase == PLAN:
+            return "the plan has not been approved yet: ask for review of PLAN.md with `pairloop review`"
+        verdict = self.latest_verdict
+        if verdict is None:
+            return "nothing has been approved yet: ask for review with `pairloop review`"
+        if verdict.kind != "approve":
+            who = "the human" if verdict.by == "human" else "the reviewer"
+            return f"{who} asked for changes in round {verdict.round}: address them and ask for review again"
+        if verdict.phase == PLAN:
+            return "only the plan is approved: implement it and ask for review with `pairloop review`"
+        if verdict.tree and current_tree and verdict.tree != current_tree:
+            return (f"the code changed since the approval of round {verdict.round}: ask for review of the "
+                    "current state with `pairloop review`")
+        return ""
+
+    def governor(self) -> str:
+        """A limit the run has passed, as a reason to pause ("" when within limits)."""
+        rounds_allowed = self.rounds_allowed or self.limits.max_rounds
+        if self.round > rounds_allowed and self.run_state != "agreed":
+            return f"more than {rounds_allowed} review rounds without agreement"
+        messages_allowed = self.messages_allowed or self.limits.max_messages
+        if self.messages > messages_allowed:
+            return f"{messages_allowed} messages in this run"
+        return ""
+
+    def is_bounce(self, sender: str, body: str) -> bool:
+        """The same text back and forth: a repeat of the partner's last message, or of one's own."""
+        text = normalise(body)
+        partner = "reviewer" if sender == "worker" else "worker"
+        return bool(text) and text in (self.last_body.get(partner), self.last_body.get(sender))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase, "round": self.round,
+            "checkpoints": {str(r): cp for r, cp in sorted(self.checkpoints.items())},
+            "verdicts": [v.__dict__ for v in self.verdicts],
+            "findings": [f.__dict__ for f in self.findings.values()],
+            "relay": {"paused": bool(self.paused), "reason": self.paused, "by": self.paused_by},
+            "governor": {"rounds": self.round, "max_rounds": self.rounds_allowed or self.limits.max_rounds,
+                         "messages": self.messages,
+                         "max_messages": self.messages_allowed or self.limits.max_messages,
+                         "no_change_rounds": self.no_change_rounds, "bounces_suppressed": self.bounces},
+        }
