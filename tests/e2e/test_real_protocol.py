@@ -1,0 +1,63 @@
+"""One full review loop with the real claude and codex: review → approve → done, through the agents' own
+shell tools, asserted on what the models received, on the ledger and on the checkpoint refs."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from bridge.envelope import parse
+from tests.e2e.driver import Pair
+from tests.e2e.model_server import shell, text
+
+FLAVOR = {"claude": "anthropic", "codex": "openai"}
+
+
+def git(pair: Pair, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=pair.repo, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize(("worker", "reviewer"), [("claude", "codex"), ("codex", "claude")])
+def test_a_full_loop_review_approve_done(pair: Pair, worker: str, reviewer: str) -> None:
+    # The worker's work, left uncommitted on purpose: the checkpoint must hold it all the same.
+    (pair.repo / "greet.py").write_text('def greet(name: str) -> str:\n    return f"Hello, {name}!"\n')
+    pair.server.script(FLAVOR[worker],
+                       shell('pairloop review "Ready for review: greet() in greet.py"', then=text("Asked.")),
+                       shell('pairloop done "greet() is approved"', then=text("Done.")))
+    pair.server.script(FLAVOR[reviewer], shell('pairloop approve "greet() is right."', then=text("Approved.")))
+
+    pair.start("Add greet(name) in greet.py.", worker, reviewer)
+    agreed = pair.wait(lambda: next((e for e in pair.events("run") if e.get("state") == "agreed"), None), 90,
+                       "the pair to agree")
+    assert agreed["round"] == 1 and agreed["approved_by"] == "reviewer"
+
+    # The checkpoint of round 1 holds the uncommitted greet.py; the user's index and branch are untouched.
+    ref = f"refs/pairloop/{pair.run_id}/round-1"
+    assert git(pair, "for-each-ref", "--format=%(refname)", f"refs/pairloop/{pair.run_id}/").split() == [ref]
+    assert "Hello, {name}!" in git(pair, "show", f"{ref}:greet.py")
+    assert git(pair, "status", "--porcelain").strip() == "?? greet.py"
+
+    # What the reviewer's model was shown: the review request, the round's checkpoint and how to diff it.
+    at_reviewer = pair.request_with(FLAVOR[reviewer], "Ready for review: greet() in greet.py")
+    (request,), footer = parse(at_reviewer.newest_user_text)
+    assert (request.label, request.sender) == ("review request", "worker")
+    assert request.note.startswith(f"round 1 (work phase) · checkpoint {ref}")
+    assert f"git diff {pair.manifest()['base_commit']} {ref}" in request.note
+    assert "greet.py" in request.note
+    assert footer.startswith("you are the reviewer · work phase · round 1 · pairloop approve")
+
+    # What the worker's model was shown: the approval, tied to round 1's checkpoint.
+    at_worker = pair.request_with(FLAVOR[worker], "greet() is right.")
+    (approval,), _ = parse(at_worker.newest_user_text)
+    assert (approval.label, approval.sender) == ("approval", "reviewer")
+    assert approval.note.startswith(f"approved: round 1 ({ref})")
+
+    # The ledger's verdict and `pairloop status --json` say the same.
+    (verdict,) = pair.events("verdict")
+    assert (verdict["by"], verdict["kind"], verdict["round"], verdict["checkpoint"]) == (
+        "reviewer", "approve", 1, ref)
+    status = pair.status()
+    assert (status["state"], status["round"], status["phase"]) == ("agreed", 1, "work")
+    assert status["checkpoints"]["1"]["ref"] == ref
+    assert [v["kind"] for v in status["verdicts"]] == ["approve"]
