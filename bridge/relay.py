@@ -25,7 +25,7 @@ from bridge.manifest import Target, read_manifest, targets
 from bridge.message import Message
 from bridge.referee import Referee
 from bridge.report import Reporter, describe
-from bridge.screen import BUSY, DIALOG, DRAFT, EXITED, READY, STARTING, Reading
+from bridge.screen import BUSY, DIALOG, DRAFT, EXITED, READY, STARTING, Reading, choose_option
 from bridge.tmux import Tmux, TmuxError
 
 WAIT_REASONS = {
@@ -369,13 +369,21 @@ class Bridge:
 
     def answer_dialog(self, role: str, dialog: str) -> None:
         """Answer the dialogs the user allowed us to (only folder trust, with --trust), at most every 2 s."""
-        keys = self.manifest["roles"][role].get("answers", {}).get(dialog)
+        answer = self.manifest["roles"][role].get("answers", {}).get(dialog)
         watch = self.watch[role]
-        if not keys or time.monotonic() - watch.answered < 2.0:
+        if not answer or time.monotonic() - watch.answered < 2.0:
             return
         watch.answered = time.monotonic()
-        with contextlib.suppress(TmuxError):
-            self.tmux.send_keys(self.targets[role].pane, *keys)
+        target = self.targets[role]
+        try:
+            keys = list(answer.get("keys") or []) or choose_option(self.tmux.capture(target.pane),
+                                                                   str(answer.get("choose", "")))
+            if not keys:
+                self.report.line(f"{role}: cannot find the option to answer the \"{dialog}\" dialog")
+                return
+            self.tmux.send_keys(target.pane, *keys)
+        except TmuxError:
+            return
         self.emit({"ev": "answered", "role": role, "dialog": dialog, "keys": keys})
         self.report.line(f"{role}: answered the \"{dialog}\" dialog for you (--trust)")
 

@@ -113,3 +113,22 @@ def classify(screen: str, rules: ScreenRules) -> Reading:
     if not all(re.search(p, screen, re.MULTILINE) for p in rules.ready):
         return Reading(STARTING)
     return Reading(READY)
+
+
+CURSORS = "❯›>"
+
+
+def choose_option(screen: str, option: str) -> list[str]:
+    """Keys that move a menu's cursor (a line starting with ❯, › or >) to the line holding ``option`` and
+    select it; [] when either is not on screen."""
+    if not option:
+        return []
+    lines = screen.split("\n")
+    targets = [i for i, line in enumerate(lines) if option in line]
+    cursors = [i for i, line in enumerate(lines) if line.strip()[:1] in CURSORS and line.strip()[1:2] == " "]
+    if not targets or not cursors:
+        return []
+    target = targets[-1]
+    cursor = min(cursors, key=lambda i: abs(i - target))
+    steps = target - cursor
+    return ["Down"] * steps + ["Up"] * -steps + ["Enter"]

@@ -97,7 +97,8 @@ class AgentProfile:
     build_args: Callable[[AgentProfile, LaunchContext], list[str]]
     env: dict[str, str] = field(default_factory=dict)
     turn_hooks: bool = False  # the agent reports each turn's end through hooks
-    trust_keys: tuple[str, ...] = ()  # keys that answer its folder-trust dialog with "yes" (for --trust)
+    trust_keys: tuple[str, ...] = ()  # keys that answer its folder-trust dialog with "yes" (for --trust) ...
+    trust_choice: str = ""  # ... or the "yes" option's text, which the bridge moves the cursor to
     yolo_flag: str = ""
     sets_session_id: bool = False  # pairloop chooses the agent's session id (claude --session-id)
 
@@ -185,13 +186,13 @@ def builtin(name: str) -> AgentProfile | None:
         return AgentProfile("sim", (sys.executable, "-m", "pairloop.sim_agent"), "Enter", SIM_RULES, _sim_args,
                             turn_hooks=True, trust_keys=("Enter",))
     if name == "claude":
-        # "1" picks "Yes, I trust this folder" by its number: newer releases put the cursor on "No, exit".
+        # Chosen by its text: newer releases list "No, exit" first, unnumbered, with the cursor on it.
         return AgentProfile("claude", ("claude",), "Enter", CLAUDE_RULES, _claude_args, turn_hooks=True,
-                            trust_keys=("1",), yolo_flag="--dangerously-skip-permissions",
+                            trust_choice="Yes, I trust this folder", yolo_flag="--dangerously-skip-permissions",
                             sets_session_id=True)
     if name == "codex":
         return AgentProfile("codex", ("codex",), "Tab", CODEX_RULES, _codex_args, turn_hooks=True,
-                            trust_keys=("Enter",), yolo_flag="--dangerously-bypass-approvals-and-sandbox")
+                            trust_choice="Trust and continue", yolo_flag="--dangerously-bypass-approvals-and-sandbox")
     return None
 
 

@@ -118,7 +118,8 @@ def role_spec(prof: AgentProfile, pane: str, ctx: LaunchContext, argv: list[str]
     return {
         "agent": prof.name, "pane": pane, "submit_key": prof.submit_key, "screen": prof.rules.to_json(),
         "turn_hooks": prof.turn_hooks,
-        "answers": {TRUST_DIALOG: list(prof.trust_keys)} if trust and prof.trust_keys else {},
+        "answers": {TRUST_DIALOG: {"keys": list(prof.trust_keys), "choose": prof.trust_choice}}
+        if trust and (prof.trust_keys or prof.trust_choice) else {},
         "session_id": ctx.session_id if prof.sets_session_id else None,
         "model": ctx.model, "command": argv[0],
     }

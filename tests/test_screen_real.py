@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.screen import BUSY, DIALOG, DRAFT, READY, STARTING, ScreenRules, classify, input_text
+from bridge.screen import BUSY, DIALOG, DRAFT, READY, STARTING, ScreenRules, choose_option, classify, input_text
 from pairloop.agents import CLAUDE_RULES, CODEX_RULES, TRUST_DIALOG
 
 SCREENS = Path(__file__).parent / "fixtures" / "screens"
@@ -107,3 +107,24 @@ def test_our_paste_in_codex_reads_as_ours() -> None:
     for name in FILES:
         if _key(name) == "codex-paste-in-box":
             assert classify(_screen(SCREENS / name), CODEX_RULES).ours
+
+
+# claude 2.1.330's trust dialog (as seen in a canary run): "No, exit" first, unnumbered, with the cursor on it.
+CLAUDE_2_1_330_TRUST = """ Claude Code'll be able to read, edit, and execute files here.
+
+ Security guide
+
+ ❯ No, exit
+   Yes, I trust this folder
+
+ Enter to confirm · Esc to cancel"""
+
+
+def test_choosing_the_trust_option_by_its_text() -> None:
+    claude_old = _screen(SCREENS / "claude-trust-dialog-100x30.txt")
+    codex = _screen(SCREENS / "codex-trust-dialog-100x30.txt")
+    assert choose_option(claude_old, "Yes, I trust this folder") == ["Enter"]
+    assert choose_option(CLAUDE_2_1_330_TRUST, "Yes, I trust this folder") == ["Down", "Enter"]
+    assert choose_option(codex, "Trust and continue") == ["Enter"]
+    assert choose_option(codex, "no such option") == []
+    assert choose_option("no menu here\nTrust and continue", "Trust and continue") == []

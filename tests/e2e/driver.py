@@ -41,9 +41,20 @@ def git_repo(path: Path) -> Path:
     return path.resolve()
 
 
+# claude 2.1.330 (seen in the canary run) hands a multi-line paste to the model wrapped in these tags; the
+# text inside is exactly what was pasted.
+_PASTE_WRAPPER = re.compile(r'\A\n*<pasted_content id="(\w+)">\n(.*)\n</pasted_content id="\1">\n?\Z', re.DOTALL)
+
+
+def unwrap(prompt: str) -> str:
+    m = _PASTE_WRAPPER.match(prompt)
+    return m.group(2) if m else prompt
+
+
 def split_envelope(prompt: str) -> tuple[dict[str, str], str] | None:
     """(envelope fields, body) when ``prompt`` is exactly one relayed message (and the bridge's footer);
     None otherwise. Parsed with the bridge's own envelope parser."""
+    prompt = unwrap(prompt)
     messages, _footer = parse(prompt)
     if len(messages) != 1 or not prompt.startswith("[pairloop] #"):
         return None

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.driver import Pair, split_envelope
+from tests.e2e.driver import Pair, split_envelope, unwrap
 from tests.e2e.model_server import CLIENT_GONE, COMPLETE, Flavor, RecordedRequest, shell, text
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,7 @@ def only(events: list[dict[str, Any]], what: str) -> dict[str, Any]:
 
 def assert_relayed(req: RecordedRequest, msg_id: str, sender: str, kind: str, body: str) -> None:
     """The request's newest user message is exactly one envelope line for ``msg_id`` and then ``body``."""
-    prompt = req.newest_user_text
+    prompt = unwrap(req.newest_user_text)
     parsed = split_envelope(prompt)
     assert parsed is not None, f"the newest user message is not one relayed message: {prompt!r}"
     fields, got_body = parsed

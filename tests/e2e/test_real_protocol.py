@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from bridge.envelope import parse
-from tests.e2e.driver import Pair
+from tests.e2e.driver import Pair, unwrap
 from tests.e2e.model_server import shell, text
 
 FLAVOR = {"claude": "anthropic", "codex": "openai"}
@@ -40,7 +40,7 @@ def test_a_full_loop_review_approve_done(pair: Pair, worker: str, reviewer: str)
 
     # What the reviewer's model was shown: the review request, the round's checkpoint and how to diff it.
     at_reviewer = pair.request_with(FLAVOR[reviewer], "Ready for review: greet() in greet.py")
-    (request,), footer = parse(at_reviewer.newest_user_text)
+    (request,), footer = parse(unwrap(at_reviewer.newest_user_text))
     assert (request.label, request.sender) == ("review request", "worker")
     assert request.note.startswith(f"round 1 (work phase) · checkpoint {ref}")
     assert f"git diff {pair.manifest()['base_commit']} {ref}" in request.note
@@ -49,7 +49,7 @@ def test_a_full_loop_review_approve_done(pair: Pair, worker: str, reviewer: str)
 
     # What the worker's model was shown: the approval, tied to round 1's checkpoint.
     at_worker = pair.request_with(FLAVOR[worker], "greet() is right.")
-    (approval,), _ = parse(at_worker.newest_user_text)
+    (approval,), _ = parse(unwrap(at_worker.newest_user_text))
     assert (approval.label, approval.sender) == ("approval", "reviewer")
     assert approval.note.startswith(f"approved: round 1 ({ref})")
 
