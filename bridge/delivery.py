@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bridge.manifest import Target
@@ -26,15 +26,13 @@ class Outcome:
 
 def read_target(tmux: Tmux, target: Target) -> Reading:
     """The agent's state from its screen; a missing or dead pane reads as exited."""
-    info = tmux.pane_info(target.pane)
+    info, screen = tmux.look(target.pane)
     if info is None:
         return Reading(EXITED, "pane is gone")
     if info.dead:
         return Reading(EXITED, f"agent exited (status {info.dead_status or '?'})")
-    try:
-        return classify(tmux.capture(target.pane), target.rules)
-    except TmuxError as exc:
-        return Reading(EXITED, str(exc))
+    reading = classify(screen, target.rules)
+    return replace(reading, screen=screen)
 
 
 def _cleared(tmux: Tmux, target: Target, before: str) -> bool:
@@ -75,10 +73,12 @@ def deliver(
     finally:
         os.close(fd)
     try:
-        tmux.paste(target.pane, paste_file, buffer)
-        # Submit once the paste shows in the box: claude drops an Enter that arrives with the paste itself.
-        _poll(time.monotonic() + PASTE_SHOWS_SECONDS, lambda: _holds_text(tmux, target))
-        tmux.send_keys(target.pane, target.submit_key)
+        if target.rules.submit_after_paste_shows:
+            tmux.paste(target.pane, paste_file, buffer)
+            _poll(time.monotonic() + PASTE_SHOWS_SECONDS, lambda: _holds_text(tmux, target))
+            tmux.send_keys(target.pane, target.submit_key)
+        else:
+            tmux.paste(target.pane, paste_file, buffer, target.submit_key)
     except TmuxError as exc:
         return Outcome(False, reason=f"paste failed: {exc}")
     finally:

@@ -425,11 +425,10 @@ class Bridge:
             watch.next_check = time.monotonic() + min(0.02 * 2**watch.misses, MAX_BACKOFF)
             return
         watch.reason = ""
-        self.deliver_batch(role, pending)
+        self.deliver_batch(role, pending, reading.screen)
 
-    def deliver_batch(self, role: str, pending: list[Entry]) -> None:
+    def deliver_batch(self, role: str, pending: list[Entry], before: str) -> None:
         target = self.targets[role]
-        before = self.tmux.capture(target.pane)
         attachments = {e.message.id: str(self.attach(e)) for e in pending if envelope.needs_attachment(e)}
         text = envelope.render(pending, attachments, self.referee.footer(role))
         self.record(role, pending, DELIVERING)

@@ -32,12 +32,14 @@ class ScreenRules:
     turn: tuple[str, str] | None = None
     settle: float = 0.0
     paste_placeholder: str = ""  # what the box shows instead of a long paste (claude: "[Pasted text #1 +3 lines]")
+    submit_after_paste_shows: bool = False  # claude drops a submit key that arrives with the paste itself
 
     def to_json(self) -> dict[str, Any]:
         return {"ready": list(self.ready), "busy": list(self.busy), "input": self.input,
                 "dialogs": dict(self.dialogs), "placeholders": list(self.placeholders),
                 "input_anchor": self.input_anchor, "turn": list(self.turn) if self.turn else None,
-                "settle": self.settle, "paste_placeholder": self.paste_placeholder}
+                "settle": self.settle, "paste_placeholder": self.paste_placeholder,
+                "submit_after_paste_shows": self.submit_after_paste_shows}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ScreenRules:
@@ -45,7 +47,8 @@ class ScreenRules:
         return cls(tuple(data["ready"]), tuple(data["busy"]), str(data["input"]),
                    dict(data.get("dialogs", {})), tuple(data.get("placeholders", ())),
                    str(data.get("input_anchor", "")), (str(turn[0]), str(turn[1])) if turn else None,
-                   float(data.get("settle", 0.0)), str(data.get("paste_placeholder", "")))
+                   float(data.get("settle", 0.0)), str(data.get("paste_placeholder", "")),
+                   bool(data.get("submit_after_paste_shows", False)))
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Reading:
     state: str
     detail: str = ""
     draft: str = ""
+    screen: str = field(default="", compare=False, repr=False)  # what it was read from
 
     @property
     def ours(self) -> bool:

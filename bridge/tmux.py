@@ -108,9 +108,26 @@ class Tmux:
             return None
         return PaneInfo(pane_id, int(pid or 0), dead == "1", status)
 
-    def paste(self, pane: str, text_file: Path, buffer: str) -> None:
-        """Load the text from a file (never as an argument) and paste it bracketed: one tmux call."""
-        self.run("load-buffer", "-b", buffer, str(text_file), ";", "paste-buffer", "-p", "-d", "-b", buffer, "-t", pane)
+    def look(self, pane: str) -> tuple[PaneInfo | None, str]:
+        """The pane's process state and its visible screen, in one tmux call (this is the bridge's hot path)."""
+        try:
+            out = self.run("display-message", "-p", "-t", pane,
+                           "#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}", ";",
+                           "capture-pane", "-p", "-J", "-t", pane)
+        except TmuxError:
+            return None, ""
+        pane_id, pid, dead, status = ([*out[0].split("\t"), "", "", "", ""])[:4]
+        if pane_id != pane:
+            return None, ""
+        return PaneInfo(pane_id, int(pid or 0), dead == "1", status), "\n".join(out[1:])
+
+    def paste(self, pane: str, text_file: Path, buffer: str, submit_key: str | None = None) -> None:
+        """Load the text from a file (never as an argument), paste it bracketed, and (if given) press the submit
+        key: one tmux call."""
+        args = ["load-buffer", "-b", buffer, str(text_file), ";", "paste-buffer", "-p", "-d", "-b", buffer, "-t", pane]
+        if submit_key:
+            args += [";", "send-keys", "-t", pane, submit_key]
+        self.run(*args)
 
     def send_keys(self, pane: str, *keys: str, literal: bool = False) -> None:
         self.run("send-keys", "-t", pane, *(["-l"] if literal else []), *keys)

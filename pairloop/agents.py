@@ -50,6 +50,7 @@ CLAUDE_RULES = ScreenRules(
     turn=(r"^❯ ", r"^✻ \S+ for \d|^\s+⎿\s+Interrupted"),
     settle=0.5,
     paste_placeholder=r"^\[Pasted text #\d+",
+    submit_after_paste_shows=True,
 )
 
 # Codex CLI (measured on 0.169.0). "›" marks history lines and the input row alike: the input row is the
