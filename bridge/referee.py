@@ -6,6 +6,7 @@ message it adds (a notice to an agent, context for the partner) is delivered lik
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ class Referee:
         self.run_id = str(manifest.get("id", "run"))
         self.base = str(manifest.get("base_commit") or "")
         self.settings: dict[str, Any] = dict(manifest.get("protocol", {}))
+        self.settings_argv: list[str] = [str(a) for a in manifest.get("on_agreement", [])]
+        self.run_dir = Path(str(manifest.get("run_dir", ".")))
         self.emit, self.post, self.say, self.alert = emit, post, say, alert
         self._seen_protocol = False
 
@@ -140,6 +143,20 @@ class Referee:
         self.emit({"ev": "run", "state": "agreed", "by": msg.id, "round": self.protocol.round,
                    "approved_by": verdict.by if verdict else ""})
         self.alert("pairloop: the pair agreed the work is done")
+        self.on_agreement()
+
+    def on_agreement(self) -> None:
+        """Run what the run asked for on agreement (the summarizer), in the background, output to a log."""
+        argv = self.settings_argv
+        if not argv:
+            return
+        try:
+            with (self.run_dir / "on-agreement.log").open("ab") as log:
+                subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.repo,
+                                 start_new_session=True)
+            self.say("writing the summary: PLAN.md and PR notes (pairloop summarize)")
+        except OSError as exc:
+            self.say(f"could not start the summary: {exc}")
 
     def mirror(self, msg_id: str, to: tuple[str, ...], body: str, kind: str) -> None:
         """What the human says to one agent goes to the other as context, so it does not work from a stale

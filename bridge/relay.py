@@ -85,7 +85,8 @@ class Bridge:
         self._paste_count = 0
         self.rescan_at = 0.0
         self.started_at = time.monotonic()
-        self.referee = Referee(self.manifest, self.emit, self.post, self.report.line, self.alert)
+        self.referee = Referee({**self.manifest, "run_dir": str(run_dir)}, self.emit, self.post, self.report.line,
+                               self.alert)
         self.control = run_dir / "control"
         self.status_text = ""
 

@@ -329,6 +329,49 @@ def stop(run_id: str | None) -> None:
 
 
 @cli.command()
+@run_option
+@click.option("--llm", type=click.Choice(["claude", "codex"]),
+              help="Have that agent's non-interactive mode write the prose, from the digest only.")
+@click.option("--budget", default=400, show_default=True, envvar="PAIRLOOP_DIFF_BUDGET",
+              help="Changed lines above which the notes suggest splitting the PR along the rounds.")
+@click.option("--quiet", is_flag=True, help="Do not print the notes.")
+@core_errors
+def summarize(run_id: str | None, llm: str | None, budget: int, quiet: bool) -> None:
+    """Write PLAN.md (in the repo) and PR notes (PR_NOTES.md in the run directory) from the ledger and git."""
+    from pairloop.summarize import summarize as write_summary
+
+    run = find_run(here(), run_id, active=False)
+    result = write_summary(run, llm, budget)
+    if result.warning:
+        click.echo(f"Warning: {result.warning}", err=True)
+    if not quiet:
+        click.echo(f"# {result.title}\n\n{result.body}")
+    click.echo(f"wrote {result.plan_path} and {result.notes_path}", err=True)
+
+
+@cli.command()
+@run_option
+@click.option("--dry-run", is_flag=True, help="Print the exact gh command instead of running it.")
+@click.option("--update", "update_existing", is_flag=True, help="Replace the body of the PR already open.")
+@core_errors
+def pr(run_id: str | None, dry_run: bool, update_existing: bool) -> None:
+    """Open a draft PR with `gh pr create --draft`, title and body from the run's PR notes."""
+    from pairloop import pr as prs
+
+    run = find_run(here(), run_id, active=False)
+    if dry_run:
+        click.echo(prs.plan_pr(run).shell())
+        return
+    if update_existing:
+        click.echo(prs.update(run) or "updated the PR's title and body")
+        return
+    try:
+        click.echo(prs.create(run))
+    except prs.PrExists as exc:
+        fail(f"{exc}", 1)
+
+
+@cli.command()
 @core_errors
 def doctor() -> None:
     """Check tmux, git, the agents (found, version, can start) and gh; say how to fix what is missing.

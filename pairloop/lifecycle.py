@@ -91,6 +91,8 @@ def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "state": RUNNING, "yolo": options.yolo,
             "tmux": {"socket_path": tmux.socket_path(), "session": session},
             "bridge_pane": panes.bridge,
+            # What the bridge runs once the pair agrees: the summary, written without anyone asking.
+            "on_agreement": [sys.executable, "-m", "pairloop", "summarize", "--run", run_id, "--quiet"],
             "protocol": {"plan": options.plan, "mirror": options.mirror,
                          "limits": {"max_rounds": options.max_rounds, "max_messages": options.max_messages}},
             "roles": {role: role_spec(profiles[role], panes.by_role()[role], contexts[role], argvs[role],

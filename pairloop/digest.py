@@ -1,0 +1,166 @@
+"""The digest of a run: facts from the ledger and git, each with where it came from. Deterministic.
+
+Everything the summarizer writes (PLAN.md, PR notes, an LLM's prose) is made from this and nothing else."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from bridge.book import Book
+from bridge.ledger import read_events
+from bridge.protocol import DISPUTED, FIXED, OPEN, Protocol
+from pairloop.runs import Run, git
+
+# Commands the agents said they ran: `backticked` spans or "$ " lines that start like a command.
+_COMMAND_START = re.compile(
+    r"^(?:\./|pytest|python3?|pip|uv|tox|nox|ruff|mypy|black|flake8|npm|npx|pnpm|yarn|node|make|cargo|go|"
+    r"gradle|mvn|dotnet|bundle|rake|rspec|bash|sh|just|deno|bun|git diff|git log|git show|tsc|eslint|jest|vitest)\b")
+_BACKTICKS = re.compile(r"`([^`\n]{2,200})`")
+_DOLLAR = re.compile(r"^\s*\$ (.{2,200})$", re.MULTILINE)
+_VERIFY_WORDS = re.compile(r"\b(ran|run|running|verified|verify|tested|tests? pass|passes|passing|checked)\b",
+                           re.IGNORECASE)
+
+
+def _git_lines(repo: Path, *args: str) -> list[str]:
+    out = git(repo, *args)
+    return out.stdout.splitlines() if out.returncode == 0 else []
+
+
+def verification_commands(body: str) -> list[str]:
+    """Commands a message says were run to verify the work."""
+    found = [c.strip() for c in _DOLLAR.findall(body)]
+    if _VERIFY_WORDS.search(body):
+        found += [c.strip() for c in _BACKTICKS.findall(body)]
+    return [c for c in dict.fromkeys(found) if _COMMAND_START.match(c)]
+
+
+def group_of(path: str) -> str:
+    name = path.lower()
+    if re.search(r"(^|/)(tests?|spec)(/|$)|(^|/)test_[^/]*$|_test\.\w+$|\.(test|spec)\.\w+$", name):
+        return "Tests"
+    if name.endswith((".md", ".rst", ".txt", ".adoc")) or name.startswith("docs/"):
+        return "Documentation"
+    if name.endswith((".toml", ".cfg", ".ini", ".yaml", ".yml", ".json", ".lock")) or \
+            Path(name).name in ("makefile", "dockerfile", "setup.py", "package.json"):
+        return "Build and configuration"
+    return "Code"
+
+
+def _commits(repo: Path, base: str, end: str) -> list[dict[str, Any]]:
+    if not base or not end:
+        return []
+    out = []
+    for line in _git_lines(repo, "log", "--reverse", "--format=%H%x09%s", f"{base}..{end}"):
+        sha, _, subject = line.partition("\t")
+        out.append({"sha": sha, "short": sha[:7], "subject": subject})
+    return out
+
+
+def _diffstat(repo: Path, base: str, end: str) -> dict[str, Any]:
+    files: list[dict[str, Any]] = []
+    if base and end:
+        for line in _git_lines(repo, "diff", "--numstat", base, end):
+            added, deleted, path = ([*line.split("\t"), "", "", ""])[:3]
+            files.append({"path": path, "added": int(added) if added.isdigit() else 0,
+                          "deleted": int(deleted) if deleted.isdigit() else 0})
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        groups.setdefault(group_of(f["path"]), []).append(f["path"])
+    return {"files": files, "insertions": sum(f["added"] for f in files),
+            "deletions": sum(f["deleted"] for f in files), "groups": groups}
+
+
+def _fixing_commits(repo: Path, protocol: Protocol, base: str, round_: int) -> list[dict[str, Any]]:
+    """The commits made for a round: from the HEAD under the previous checkpoint to the one under this one."""
+    new = protocol.checkpoints.get(round_, {}).get("commit", "")
+    if not new:
+        return []
+    previous = protocol.checkpoints.get(round_ - 1, {}).get("commit", "")
+    return _commits(repo, f"{previous}^" if previous else base, f"{new}^")
+
+
+def build(run: Run, events: Iterable[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Every fact the summary may state, with its source: a message (#seq), a ledger event, or a commit."""
+    evs = list(events) if events is not None else [e for _, e in read_events(run.ledger_path)]
+    book = Book().apply_all(evs)
+    protocol = Protocol()
+    for e in evs:
+        protocol.apply(e)
+    repo = Path(run.manifest["repo"])
+    base = str(run.manifest.get("base_commit") or "")
+    head_lines = _git_lines(repo, "rev-parse", "HEAD")
+    head = head_lines[0] if head_lines else ""
+    last_ref = protocol.checkpoint_ref(max(protocol.checkpoints)) if protocol.checkpoints else ""
+    seq_of = {e.message.id: e.seq for e in book.entries.values()}
+
+    claims: dict[str, dict[str, Any]] = {}  # finding id -> the round whose review request claimed it
+    current = 0
+    for e in evs:
+        if e.get("ev") == "round":
+            current = int(e["round"])
+        elif e.get("ev") == "findings":
+            for fid in e.get("fixed", []):
+                claims[fid] = {"round": current, "disputed": False}
+            for fid in e.get("disputed", []):
+                claims[fid] = {"round": current, "disputed": True}
+
+    rounds = []
+    for n, cp in sorted(protocol.checkpoints.items()):
+        request = next((x for x in book.entries.values()
+                        if x.message.kind == "review" and f"round {n} (" in x.note.split("\n", 1)[0]), None)
+        rounds.append({
+            "round": n, "phase": cp.get("phase", ""), "ref": cp.get("ref", ""), "commit": cp.get("commit", "")[:10],
+            "request": request.message.body.strip() if request else "",
+            "request_seq": request.seq if request else None,
+            "unchanged": any(e.get("ev") == "round" and e.get("round") == n and e.get("unchanged") for e in evs),
+            "verdicts": [{"by": v.by, "kind": v.kind, "seq": seq_of.get(v.id),
+                          "text": book.entries[v.id].message.body.strip() if v.id in book.entries else ""}
+                         for v in protocol.verdicts if v.round == n],
+        })
+
+    findings = []
+    for f in protocol.findings.values():
+        claim = claims.get(f.id, {})
+        fixed = f.status == FIXED and bool(claim)
+        commits = _fixing_commits(repo, protocol, base, int(claim["round"])) if fixed else []
+        findings.append({"id": f.id, "text": f.text, "round": f.round, "by": f.by, "status": f.status,
+                         "fixed_in_round": claim.get("round") if fixed else None,
+                         "fixed_in_commits": [f"{c['short']} {c['subject']}" for c in commits],
+                         "disputed": bool(claim.get("disputed"))})
+
+    human = []
+    for entry in book.entries.values():
+        if entry.message.sender == "human" and entry.message.kind != "task":
+            human.append({"seq": entry.seq, "kind": entry.message.kind, "to": list(entry.message.to),
+                          "text": entry.message.body.strip()})
+    for e in evs:
+        if e.get("ev") == "human_turn":
+            human.append({"seq": None, "kind": "typed", "to": [e.get("role")], "text": str(e.get("text", "")).strip()})
+        elif e.get("ev") == "relay" and e.get("by") in ("human", "governor"):
+            human.append({"seq": None, "kind": f"relay {e.get('state')}", "to": [], "text": str(e.get("reason", ""))})
+
+    verification = []
+    for entry in book.entries.values():
+        if entry.message.sender in ("worker", "reviewer"):
+            for command in verification_commands(entry.message.body):
+                verification.append({"command": command, "said_by": entry.message.sender, "seq": entry.seq})
+
+    plan_text = ""
+    plan_lines = _git_lines(repo, "show", f"{last_ref}:PLAN.md") if last_ref else []
+    if plan_lines:
+        plan_text = "\n".join(plan_lines)
+
+    end = last_ref or head
+    return {
+        "run": run.id, "task": str(run.manifest.get("task", "")).strip(), "state": book.run_state,
+        "base": base, "head": head, "end": end, "phase_plan": bool(run.manifest.get("protocol", {}).get("plan")),
+        "plan_text": plan_text,
+        "rounds": rounds, "findings": findings, "human": human, "verification": verification,
+        "commits": _commits(repo, base, head), "diff": _diffstat(repo, base, end),
+        "open": [f["id"] for f in findings if f["status"] in (OPEN, DISPUTED)],
+        "governor": protocol.summary()["governor"], "paused": protocol.paused,
+        "messages": len(book.order),
+    }

@@ -1,0 +1,164 @@
+"""PLAN.md and PR notes, written from the digest alone: every statement cites a message (#seq), a finding,
+a checkpoint ref or a commit. Deterministic: the same digest gives the same text."""
+
+from __future__ import annotations
+
+import re
+from string import Template
+from typing import Any
+
+SECTION = re.compile(r"<!-- pairloop:begin (?P<name>[\w-]+) -->\n.*?<!-- pairloop:end (?P=name) -->", re.DOTALL)
+DIFF_BUDGET = 400
+
+
+def title(digest: dict[str, Any]) -> str:
+    first = digest["task"].splitlines()[0].strip() if digest["task"] else f"pairloop run {digest['run']}"
+    return first if len(first) <= 72 else first[:71].rstrip() + "…"
+
+
+def _cite(seq: int | None) -> str:
+    return f" (#{seq})" if seq else ""
+
+
+def _verdict_word(kind: str) -> str:
+    return {"approve": "approved", "changes": "asked for changes"}.get(kind, kind)
+
+
+def _finding_line(f: dict[str, Any]) -> str:
+    if f["status"] == "fixed":
+        where = "; ".join(f["fixed_in_commits"]) or f"the round {f['fixed_in_round']} checkpoint"
+        end = f"fixed in round {f['fixed_in_round']} ({where})"
+    elif f["status"] == "resolved":
+        end = "settled by the approval" + (" after being disputed" if f["disputed"] else "")
+    elif f["status"] == "disputed":
+        end = "disputed by the worker, not settled"
+    else:
+        end = "left open"
+    return f"- **{f['id']}** ({f['by']}, round {f['round']}): {f['text']} — {end}"
+
+
+def review_history(digest: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for r in digest["rounds"]:
+        flag = " — nothing changed since the previous round" if r["unchanged"] else ""
+        request = r["request"].splitlines()[0] if r["request"] else "(no note)"
+        lines.append(f"- Round {r['round']} ({r['phase']}), checkpoint `{r['ref']}` ({r['commit']}): "
+                     f"\"{request}\"{_cite(r['request_seq'])}{flag}")
+        for v in r["verdicts"]:
+            text = v["text"].splitlines()[0] if v["text"] else ""
+            lines.append(f"  - {v['by']} {_verdict_word(v['kind'])}{_cite(v['seq'])}: {text}")
+    return lines
+
+
+def changes_section(digest: dict[str, Any]) -> list[str]:
+    diff = digest["diff"]
+    lines = [f"{len(diff['files'])} files changed, +{diff['insertions']} −{diff['deletions']} "
+             f"(`git diff {digest['base'][:10]} {digest['end']}`)."]
+    by_path = {f["path"]: f for f in diff["files"]}
+    for group in ("Code", "Tests", "Documentation", "Build and configuration"):
+        paths = diff["groups"].get(group, [])
+        if paths:
+            lines.append(f"\n**{group}**")
+            lines += [f"- `{p}` (+{by_path[p]['added']} −{by_path[p]['deleted']})" for p in sorted(paths)]
+    if digest["commits"]:
+        lines.append("\n**Commits**")
+        lines += [f"- {c['short']} {c['subject']}" for c in digest["commits"]]
+    return lines
+
+
+def split_suggestion(digest: dict[str, Any], budget: int) -> list[str]:
+    diff = digest["diff"]
+    size = diff["insertions"] + diff["deletions"]
+    if size <= budget:
+        return []
+    lines = [f"This diff changes {size} lines, more than the {budget}-line review budget. It splits along the "
+             "review rounds' checkpoints:"]
+    previous = digest["base"][:10]
+    for r in digest["rounds"]:
+        lines.append(f"- part {r['round']}: `git diff {previous} {r['ref']}`")
+        previous = r["ref"]
+    return lines
+
+
+def pr_body(digest: dict[str, Any], prose: str = "", budget: int = DIFF_BUDGET) -> str:
+    states = {"agreed": "The worker and the reviewer agreed the work is done",
+              "stopped": "The run was stopped before the pair agreed"}
+    state = states.get(digest["state"], "The pair has not agreed yet")
+    verdicts = [v for r in digest["rounds"] for v in r["verdicts"]]
+    summary = (f"{state} after {len(digest['rounds'])} review round(s) and {digest['messages']} relayed messages"
+               f"{' (relay paused: ' + digest['paused'] + ')' if digest['paused'] else ''}.")
+    out = ["## Summary", "", prose.strip() if prose.strip() else digest["task"] or "(no task given)", "", summary, ""]
+    out += ["## Changes", "", *changes_section(digest), ""]
+    split = split_suggestion(digest, budget)
+    if split:
+        out += ["## Review in parts", "", *split, ""]
+    out += ["## Review history", ""]
+    out += review_history(digest) or ["- No review was requested."]
+    if digest["findings"]:
+        out += ["", "Findings:", *[_finding_line(f) for f in digest["findings"]]]
+    out.append("")
+    out += ["## Human interventions", ""]
+    out += [f"- {h['kind']}{' to ' + ', '.join(h['to']) if h['to'] else ''}{_cite(h['seq'])}: "
+            f"{h['text'].splitlines()[0] if h['text'] else ''}" for h in digest["human"]] or ["- None."]
+    out += ["", "## How it was verified", ""]
+    out += [f"- `{v['command']}` — {v['said_by']}{_cite(v['seq'])}" for v in digest["verification"]] or [
+        "- The agents named no command they ran."]
+    if not verdicts:
+        out.append("- No verdict was given.")
+    out += ["", "## Left open", ""]
+    open_findings = [f for f in digest["findings"] if f["id"] in digest["open"]]
+    out += [_finding_line(f) for f in open_findings] or ["- Nothing."]
+    out += ["", f"<sub>Written by `pairloop summarize` from run {digest['run']}: every statement above comes from "
+            "the run's ledger (#n are its message numbers) or from git.</sub>", ""]
+    return "\n".join(out)
+
+
+def plan_sections(digest: dict[str, Any]) -> dict[str, str]:
+    """The text of each pairloop-owned section of PLAN.md."""
+    steps = []
+    for r in digest["rounds"]:
+        last = r["verdicts"][-1] if r["verdicts"] else None
+        status = _verdict_word(last["kind"]) + f" by the {last['by']}" if last else "awaiting review"
+        request = (r["request"].splitlines()[0] if r["request"] else "(no note)").replace("|", "\\|")
+        steps.append(f"| {r['round']} | {request} | {status} | `{r['ref']}` |")
+    decisions = []
+    for r in digest["rounds"]:
+        for v in r["verdicts"]:
+            text = v["text"].splitlines()[0] if v["text"] else ""
+            decisions.append(f"- Round {r['round']}: the {v['by']} {_verdict_word(v['kind'])}{_cite(v['seq'])}: {text}")
+    for f in digest["findings"]:
+        if f["disputed"]:
+            settled = " and settled by the approval" if f["status"] == "resolved" else ""
+            decisions.append(f"- {f['id']} was disputed by the worker{settled}")
+    follow_ups = [_finding_line(f) for f in digest["findings"] if f["id"] in digest["open"]]
+    if digest["paused"]:
+        follow_ups.append(f"- The relay is paused: {digest['paused']}")
+    if digest["state"] != "agreed":
+        follow_ups.append("- The pair has not agreed the work is done.")
+    return {
+        "goal": f"## Goal\n{digest['task'] or '(no task given)'}",
+        "steps": "## Steps\n| # | step | status | checkpoint |\n|---|------|--------|------------|\n"
+                 + ("\n".join(steps) if steps else "| – | no review yet | – | – |"),
+        "decisions": "## Decisions and why\n" + ("\n".join(decisions) if decisions else "- None recorded."),
+        "follow-ups": "## Open follow-ups\n" + ("\n".join(follow_ups) if follow_ups else "- None."),
+    }
+
+
+def render_plan(digest: dict[str, Any], template: str, existing: str | None) -> str:
+    """PLAN.md: the template filled in, or the existing file with only pairloop's sections replaced (anything
+    the user wrote outside them stays; a file without our sections gets them appended)."""
+    sections = plan_sections(digest)
+
+    def block(name: str) -> str:
+        return f"<!-- pairloop:begin {name} -->\n{sections[name]}\n<!-- pairloop:end {name} -->"
+
+    if existing is None:
+        filled = Template(template).safe_substitute(title=title(digest), goal="", steps="", decisions="",
+                                                    follow_ups="")
+        return SECTION.sub(lambda m: block(m["name"]) if m["name"] in sections else m.group(0), filled)
+    present = {m["name"] for m in SECTION.finditer(existing)}
+    text = SECTION.sub(lambda m: block(m["name"]) if m["name"] in sections else m.group(0), existing)
+    missing = [name for name in sections if name not in present]
+    if missing:
+        text = text.rstrip("\n") + "\n\n" + "\n\n".join(block(name) for name in missing) + "\n"
+    return text

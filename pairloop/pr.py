@@ -1,0 +1,91 @@
+"""`pairloop pr`: a draft PR from the run's PR notes with gh, or the exact command with --dry-run."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from pairloop.errors import MissingTool, PairloopError
+from pairloop.runs import Run, git
+
+
+class PrExists(PairloopError):
+    """A PR for this branch is already open; ``url`` names it."""
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+@dataclass(frozen=True)
+class PrPlan:
+    argv: list[str]
+    title: str
+    body_file: Path
+
+    def shell(self) -> str:
+        return shlex.join(self.argv)
+
+
+def notes_of(run: Run) -> tuple[str, Path]:
+    """The title and a body file (the notes without their title line), from PR_NOTES.md."""
+    notes = run.dir / "PR_NOTES.md"
+    if not notes.exists():
+        raise PairloopError(f"run {run.id} has no PR notes yet: run `pairloop summarize --run {run.id}` first")
+    first, _, rest = notes.read_text(encoding="utf-8").partition("\n")
+    body = run.dir / "PR_BODY.md"
+    body.write_text(rest.lstrip("\n"), encoding="utf-8")
+    return first.removeprefix("# ").strip(), body
+
+
+def plan_pr(run: Run, gh: str = "gh") -> PrPlan:
+    title, body = notes_of(run)
+    return PrPlan([gh, "pr", "create", "--draft", "--title", title, "--body-file", str(body)], title, body)
+
+
+def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+
+
+def check_ready(run: Run, gh: str = "gh") -> None:
+    """Clear errors for every reason `gh pr create` would fail or do the wrong thing."""
+    repo = Path(run.manifest["repo"])
+    if shutil.which(gh) is None:
+        raise MissingTool("gh (the GitHub CLI) is not installed: see https://cli.github.com, then `gh auth login`")
+    if _run([gh, "auth", "status"], repo).returncode != 0:
+        raise PairloopError("gh is not logged in: run `gh auth login` first")
+    branch = git(repo, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+    if not branch or branch == "HEAD":
+        raise PairloopError("the repository is not on a branch (detached HEAD): check out a branch first")
+    upstream = git(repo, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}")
+    if upstream.returncode != 0:
+        raise PairloopError(f"branch {branch!r} is not pushed: run `git push -u origin {branch}` first")
+    ahead = git(repo, "rev-list", "--count", "@{u}..HEAD").stdout.strip()
+    if ahead not in ("", "0"):
+        raise PairloopError(f"branch {branch!r} has {ahead} commit(s) not pushed: run `git push` first")
+    existing = _run([gh, "pr", "view", "--json", "url", "--jq", ".url"], repo)
+    if existing.returncode == 0 and existing.stdout.strip():
+        url = existing.stdout.strip()
+        raise PrExists(f"a PR already exists for {branch!r}: {url} (update its body with `pairloop pr --update`)",
+                       url)
+
+
+def create(run: Run, gh: str = "gh") -> str:
+    check_ready(run, gh)
+    plan = plan_pr(run, gh)
+    out = _run(plan.argv, Path(run.manifest["repo"]))
+    if out.returncode != 0:
+        raise PairloopError(f"gh pr create failed: {(out.stderr or out.stdout).strip()}")
+    return out.stdout.strip()
+
+
+def update(run: Run, gh: str = "gh") -> str:
+    """Replace the body (and title) of the PR already open for this branch with the run's notes."""
+    title, body = notes_of(run)
+    out = _run([gh, "pr", "edit", "--title", title, "--body-file", str(body)], Path(run.manifest["repo"]))
+    if out.returncode != 0:
+        raise PairloopError(f"gh pr edit failed: {(out.stderr or out.stdout).strip()}")
+    return out.stdout.strip()

@@ -1,0 +1,47 @@
+"""`pairloop summarize`: the digest, then PLAN.md (in the repo) and PR notes (in the run directory)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.message import write_atomic
+from pairloop import digest as digests
+from pairloop.notes import DIFF_BUDGET, pr_body, render_plan, title
+from pairloop.plan import template_text
+from pairloop.runs import Run
+
+
+@dataclass(frozen=True)
+class Summary:
+    title: str
+    body: str
+    plan_path: Path
+    notes_path: Path
+    warning: str = ""
+
+
+def summarize(run: Run, llm: str | None = None, budget: int = DIFF_BUDGET,
+              ask: Callable[[str, dict[str, object]], str] | None = None) -> Summary:
+    """Write PLAN.md and PR_NOTES.md. With ``llm``, that agent writes the summary's prose from the digest; the
+    facts (changes, review history, provenance) stay as the digest has them. On any failure: the deterministic
+    notes, and a warning."""
+    facts = digests.build(run)
+    prose, warning = "", ""
+    if llm:
+        from pairloop.llm import LlmFailed, ask_agent
+
+        try:
+            prose = ask(llm, facts) if ask else ask_agent(llm, facts, Path(run.manifest["repo"]))
+        except LlmFailed as exc:
+            warning = f"--llm {llm} failed ({exc}); wrote the deterministic notes instead"
+    body = pr_body(facts, prose, budget)
+    notes_path = run.dir / "PR_NOTES.md"
+    write_atomic(notes_path, f"# {title(facts)}\n\n{body}".encode())
+    write_atomic(run.dir / "digest.json", json.dumps(facts, indent=2, ensure_ascii=False).encode())
+    plan_path = Path(run.manifest["repo"]) / "PLAN.md"
+    existing = plan_path.read_text(encoding="utf-8") if plan_path.exists() else None
+    plan_path.write_text(render_plan(facts, template_text(), existing), encoding="utf-8")
+    return Summary(title(facts), body, plan_path, notes_path, warning)
