@@ -10,7 +10,6 @@ import re
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -18,14 +17,16 @@ from typing import Any, TextIO
 from bridge import envelope
 from bridge.book import DELIVERED, DELIVERING, FAILED, QUEUED, SUPPRESSED, Book, Entry
 from bridge.delivery import confirm as confirm_delivery
-from bridge.delivery import deliver, read_target
+from bridge.delivery import deliver
 from bridge.ledger import Ledger, read_events
+from bridge.lookout import Lookout
 from bridge.mailbox import SETTLE_SECONDS, move_aside, scan
 from bridge.manifest import Target, read_manifest, targets
 from bridge.message import Message
 from bridge.referee import Referee
 from bridge.report import Reporter, describe
-from bridge.screen import BUSY, DIALOG, DRAFT, EXITED, READY, STARTING, Reading, choose_option
+from bridge.screen import BUSY, DIALOG, DRAFT, EXITED, READY, STARTING, Reading
+from bridge.statusline import status_text
 from bridge.tmux import Tmux, TmuxError
 
 WAIT_REASONS = {
@@ -36,33 +37,11 @@ WAIT_REASONS = {
     EXITED: "agent exited",
 }
 HOUSEKEEPING_SECONDS = 30.0
-# How long an idle-looking screen is overruled by a hook that said a turn started and never said it ended
-# (claude runs no Stop hook when the user interrupts a turn).
-HOOK_DOUBT_SECONDS = 10.0
-# After the bridge starts, it watches agents that are not yet ready (to time their settle, answer allowed
-# dialogs) for this long even with nothing to deliver; after that it only looks when a message waits.
-STARTUP_WATCH_SECONDS = 60.0
-HOOK_STATES = {"prompt": "busy", "stop": "idle", "attention": "attention"}
 MAX_BACKOFF = 0.25
 
 
 class BridgeBusy(Exception):
     """Another bridge already serves this run."""
-
-
-@dataclass
-class TargetWatch:
-    """What we last saw of one agent, and when to look again while messages wait for it."""
-
-    state: str = ""
-    reason: str = ""
-    next_check: float = 0.0
-    misses: int = 0
-    first_ready: float = 0.0  # when the screen first looked ready (for the profile's settle time)
-    ready_since: float = 0.0  # when the screen last became ready
-    hook: str = ""  # what the agent's own hooks last said: "busy", "idle" or "attention"
-    answered: float = 0.0  # when we last answered a dialog on the user's behalf
-    looked_at: float = 0.0  # when we last read its screen
 
 
 class Bridge:
@@ -75,7 +54,6 @@ class Bridge:
         self.events = run_dir / "events"
         self.report = Reporter(run_dir / "bridge.log", out)
         self.book = Book()
-        self.watch = {role: TargetWatch() for role in self.targets}
         self.receipts: dict[str, set[str]] = {role: set() for role in self.targets}
         self.seen_events: set[str] = set()
         self.wake = threading.Event()
@@ -84,7 +62,8 @@ class Bridge:
         self._ledger: Ledger | None = None
         self._paste_count = 0
         self.rescan_at = 0.0
-        self.started_at = time.monotonic()
+        self.lookout = Lookout(tmux, self.targets, self.manifest["roles"], self.emit, self.report.line)
+        self.watch = self.lookout.watch
         self.referee = Referee({**self.manifest, "run_dir": str(run_dir)}, self.emit, self.post, self.report.line,
                                self.alert)
         self.control = run_dir / "control"
@@ -183,7 +162,7 @@ class Bridge:
     def next_timeout(self) -> float:
         now = time.monotonic()
         waits = [w.next_check - now for role, w in self.watch.items()
-                 if self.book.pending(role) or (not w.first_ready and self.starting_up())]
+                 if self.book.pending(role) or (not w.first_ready and self.lookout.starting_up())]
         if self.rescan_at:
             waits.append(self.rescan_at - now)
         if not waits:
@@ -221,19 +200,8 @@ class Bridge:
             path.unlink(missing_ok=True)
 
     def update_status_line(self) -> None:
-        """The tmux status line: each role's agent and state, the round, what is queued, whether paused."""
-        p = self.referee.protocol
-        parts = []
-        for role, target in self.targets.items():
-            watch = self.watch[role]
-            state = {"busy": "working", "attention": "waiting for you"}.get(watch.hook, "") or \
-                {"ready": "idle", "dialog": "dialog", "draft": "human typing", "busy": "working"}.get(
-                    watch.state, watch.state or "starting")
-            parts.append(f"{role} {target.agent} {state}")
         queued = sum(len(self.book.pending(r)) for r in self.targets)
-        relay = f"PAUSED ({p.paused})" if p.paused else "relay on"
-        agreed = " · AGREED" if self.book.run_state == "agreed" else ""
-        text = f"{' · '.join(parts)} · round {p.round} ({p.phase}) · queued {queued} · {relay}{agreed}"
+        text = status_text(self.targets, self.watch, self.referee.protocol, queued, self.book.run_state == "agreed")
         if text != self.status_text:
             self.status_text = text
             session = f"={self.manifest['tmux']['session']}:"  # ':' makes '=' (exact name) work for options
@@ -305,12 +273,9 @@ class Bridge:
                 if key in self.seen_events:
                     continue
                 self.seen_events.add(key)
-                watch = self.watch[role]
-                watch.next_check = 0.0  # the agent did something: look at it now
                 payload = _read_json(folder / name)
-                kind = payload.get("event") if payload else None
-                if kind in HOOK_STATES and not (payload or {}).get("late"):
-                    watch.hook = HOOK_STATES[str(kind)]
+                # A late receipt (codex reports a turn's prompt when the turn ends) says nothing of now.
+                self.lookout.heard(role, "" if (payload or {}).get("late") else str((payload or {}).get("event")))
                 prompt = payload.get("prompt") if payload else None
                 if not isinstance(prompt, str):
                     continue
@@ -332,72 +297,16 @@ class Bridge:
 
     # ---- delivery ----------------------------------------------------------------------------------------
 
-    def observe(self, role: str) -> Reading:
-        reading = read_target(self.tmux, self.targets[role])
-        watch = self.watch[role]
-        if reading.state != watch.state:
-            self.emit({"ev": "agent", "role": role, "state": reading.state, "detail": reading.detail})
-            watch.state = reading.state
-            watch.misses = 0
-        return reading
-
-    def starting_up(self) -> bool:
-        return time.monotonic() - self.started_at < STARTUP_WATCH_SECONDS
-
-    def judge(self, role: str) -> Reading:
-        """The screen, corrected by what the agent's hooks said and by the profile's settle time."""
-        watch, now = self.watch[role], time.monotonic()
-        was_ready, last_look = watch.state == READY, watch.looked_at
-        reading = self.observe(role)
-        watch.looked_at = now
-        if reading.state != READY:
-            watch.ready_since = 0.0
-            if reading.state == DIALOG:
-                self.answer_dialog(role, reading.detail)
-            return reading
-        if not (was_ready and watch.ready_since and now - last_look < 1.0):
-            watch.ready_since = now  # ready since we can vouch for it: not across a gap we did not watch
-        watch.first_ready = watch.first_ready or now
-        if watch.hook == "attention":
-            return Reading(DIALOG, "permission prompt, says the agent's hook")
-        if watch.hook == "busy" and now - watch.ready_since < HOOK_DOUBT_SECONDS:
-            # The hook said a turn started and no turn-end has come: trust it over an idle-looking screen
-            # for a while (codex hides its busy line while a reply streams), but not forever.
-            return Reading(BUSY, "turn in progress, says the agent's hook")
-        if now - watch.first_ready < self.targets[role].rules.settle:
-            return Reading(STARTING, "settling after start")
-        return reading
-
-    def answer_dialog(self, role: str, dialog: str) -> None:
-        """Answer the dialogs the user allowed us to (only folder trust, with --trust), at most every 2 s."""
-        answer = self.manifest["roles"][role].get("answers", {}).get(dialog)
-        watch = self.watch[role]
-        if not answer or time.monotonic() - watch.answered < 2.0:
-            return
-        watch.answered = time.monotonic()
-        target = self.targets[role]
-        try:
-            keys = list(answer.get("keys") or []) or choose_option(self.tmux.capture(target.pane),
-                                                                   str(answer.get("choose", "")))
-            if not keys:
-                self.report.line(f"{role}: cannot find the option to answer the \"{dialog}\" dialog")
-                return
-            self.tmux.send_keys(target.pane, *keys)
-        except TmuxError:
-            return
-        self.emit({"ev": "answered", "role": role, "dialog": dialog, "keys": keys})
-        self.report.line(f"{role}: answered the \"{dialog}\" dialog for you (--trust)")
-
     def try_deliver(self, role: str) -> None:
         pending = self.book.pending(role)
         watch = self.watch[role]
         if time.monotonic() < watch.next_check:
             return
         if not pending:
-            if not watch.first_ready and self.starting_up():
+            if not watch.first_ready and self.lookout.starting_up():
                 # Starting up: look until the agent is first ready, so its settle time runs from then (not
                 # from the first message) and any dialog we may answer gets answered.
-                self.judge(role)
+                self.lookout.judge(role)
                 watch.next_check = time.monotonic() + MAX_BACKOFF
             return
         if self.referee.protocol.paused:
@@ -406,7 +315,7 @@ class Bridge:
             self.record(role, fresh, QUEUED, reason=reason)
             watch.next_check = time.monotonic() + HOUSEKEEPING_SECONDS  # unpausing wakes us
             return
-        reading = self.judge(role)
+        reading = self.lookout.judge(role)
         if reading.state == DRAFT and self.our_paste(role, reading, pending):
             self.finish_interrupted_paste(role, pending)
             return
@@ -489,7 +398,7 @@ class Bridge:
             inflight = [e for e in self.book.pending(role) if e.deliveries.get(role) == DELIVERING]
             if not inflight:
                 continue
-            reading = self.observe(role)
+            reading = self.lookout.observe(role)
             if reading.state == DRAFT and self.our_paste(role, reading, inflight):
                 continue
             try:

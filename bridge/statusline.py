@@ -1,0 +1,23 @@
+"""The tmux status line's text. Pure."""
+
+from __future__ import annotations
+
+from bridge.lookout import TargetWatch
+from bridge.manifest import Target
+from bridge.protocol import Protocol
+
+HOOK_WORDS = {"busy": "working", "attention": "waiting for you"}
+SCREEN_WORDS = {"ready": "idle", "dialog": "dialog", "draft": "human typing", "busy": "working"}
+
+
+def status_text(targets: dict[str, Target], watch: dict[str, TargetWatch], protocol: Protocol, queued: int,
+                agreed: bool) -> str:
+    """Each role's agent and state, the round and phase, what is queued, whether the relay is paused."""
+    parts = []
+    for role, target in targets.items():
+        w = watch[role]
+        state = HOOK_WORDS.get(w.hook, "") or SCREEN_WORDS.get(w.state, w.state or "starting")
+        parts.append(f"{role} {target.agent} {state}")
+    relay = f"PAUSED ({protocol.paused})" if protocol.paused else "relay on"
+    return (f"{' · '.join(parts)} · round {protocol.round} ({protocol.phase}) · queued {queued} · {relay}"
+            f"{' · AGREED' if agreed else ''}")
