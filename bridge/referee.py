@@ -152,8 +152,9 @@ class Referee:
             return
         try:
             with (self.run_dir / "on-agreement.log").open("ab") as log:
-                subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.repo,
-                                 start_new_session=True)
+                proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.repo,
+                                        start_new_session=True)  # outlives the session; `stop` waits for it
+            (self.run_dir / "on-agreement.pid").write_text(f"{proc.pid}\n")
             self.say("writing the summary: PLAN.md and PR notes (pairloop summarize)")
         except OSError as exc:
             self.say(f"could not start the summary: {exc}")

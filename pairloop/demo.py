@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bridge.book import QUEUED
 from bridge.tmux import Tmux, TmuxError
-from pairloop.lifecycle import StartOptions, start_run, stop_run, wait_until_running
+from pairloop.lifecycle import StartOptions, start_run, stop_run, wait_for_summary, wait_until_running
 from pairloop.runs import AGREED, Run, git
 from pairloop.views import conversation, message_lines
 
@@ -73,6 +73,8 @@ def run_demo(attach: bool, timeout: float, echo: Callable[[str], None], keep: bo
         echo("")
         echo("the pair agreed: done" if agreed else f"no agreement within {timeout:.0f}s")
         echo("commits: " + "; ".join(commits))
+        if agreed and wait_for_summary(run, timeout=15.0):
+            _show_review_history(run, echo)
         return 0 if agreed else 1
     finally:
         if run is not None:
@@ -105,6 +107,20 @@ def _watch_attached(tmux: Tmux, run: Run, timeout: float) -> bool:
     detached.set()
     watcher.join(timeout=2)
     return result["agreed"] or run.state == AGREED
+
+
+def _show_review_history(run: Run, echo: Callable[[str], None]) -> None:
+    """The part of the PR notes the summarizer wrote on agreement that shows the loop at a glance."""
+    notes = run.dir / "PR_NOTES.md"
+    if not notes.exists():
+        return
+    text = notes.read_text(encoding="utf-8")
+    start = text.find("## Review history")
+    end = text.find("\n## ", start + 1)
+    if start >= 0:
+        echo("")
+        echo(f"PR notes, as `pairloop summarize` wrote them ({notes.name}), review history:")
+        echo(text[start + len("## Review history"): end if end > 0 else None].strip())
 
 
 def _remove_socket(tmux: Tmux) -> None:

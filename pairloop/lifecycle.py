@@ -198,7 +198,27 @@ def stop_run(tmux: Tmux, run: Run, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while bridge_running(run) and time.monotonic() < deadline:
         time.sleep(0.05)
+    wait_for_summary(run, timeout=30.0)
     return True
+
+
+def wait_for_summary(run: Run, timeout: float) -> bool:
+    """The summary the bridge started on agreement runs in its own session: let it finish (it takes well
+    under a second) so nothing of the run is left running. True when none is running any more."""
+    try:
+        pid = int((run.dir / "on-agreement.pid").read_text().strip())
+    except (OSError, ValueError):
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return True  # the pid now belongs to someone else's process: ours is long gone
+        time.sleep(0.05)
+    return False
 
 
 def tmux_for(run: Run) -> Tmux:

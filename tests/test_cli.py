@@ -210,6 +210,9 @@ def test_demo_no_attach_agrees_and_leaves_nothing_behind(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "the pair agreed: done" in proc.stdout
     assert "Add greet(); " in proc.stdout and "Add a test for greet()" in proc.stdout
+    assert "review history:" in proc.stdout, "the summary written on agreement is shown"
+    assert "reviewer approved (#5)" in proc.stdout
+    run_id = proc.stdout.split("demo run ", 1)[1].split()[0]
     repo = proc.stdout.split(" in ", 1)[1].split()[0]
     assert not Path(repo).exists()
     leftovers = []
@@ -219,6 +222,6 @@ def test_demo_no_attach_agrees_and_leaves_nothing_behind(tmp_path: Path) -> None
                 cmdline = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if repo in cmdline:
+            if repo in cmdline or run_id in cmdline:
                 leftovers.append(cmdline)
     assert leftovers == []
