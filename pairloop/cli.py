@@ -352,7 +352,8 @@ def summarize(run_id: str | None, llm: str | None, budget: int, quiet: bool) -> 
 @cli.command()
 @run_option
 @click.option("--dry-run", is_flag=True, help="Print the exact gh command instead of running it.")
-@click.option("--update", "update_existing", is_flag=True, help="Replace the body of the PR already open.")
+@click.option("--update", "update_existing", is_flag=True,
+              help="Replace the title and body of the PR already open for the branch (`gh pr edit`).")
 @core_errors
 def pr(run_id: str | None, dry_run: bool, update_existing: bool) -> None:
     """Open a draft PR with `gh pr create --draft`, title and body from the run's PR notes."""
@@ -360,7 +361,7 @@ def pr(run_id: str | None, dry_run: bool, update_existing: bool) -> None:
 
     run = find_run(here(), run_id, active=False)
     if dry_run:
-        click.echo(prs.plan_pr(run).shell())
+        click.echo((prs.plan_update if update_existing else prs.plan_pr)(run).shell())
         return
     if update_existing:
         click.echo(prs.update(run) or "updated the PR's title and body")

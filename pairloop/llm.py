@@ -1,7 +1,11 @@
 """`summarize --llm claude|codex`: an agent's non-interactive mode writes the summary's prose from the digest.
 
-Only the digest goes in (never a transcript), with no tools: claude `-p --tools ""`; codex `exec` in a read-only
-sandbox, told not to run anything, its last message taken from a file."""
+Only the digest goes in (never a transcript). claude: `-p --tools ""`, its request offers no tools at all. codex:
+`exec` with its shell (exec_command, write_stdin) and web search turned off (`-c features.…=false`, which a codex
+without such a feature ignores, unlike `--disable`) in a read-only sandbox that never asks for approval; what it
+still offers (apply_patch, view_image, goals) cannot write anything there. Both are told not to use any tool;
+codex's last message is taken from a file. Measured on claude 2.1.197 and codex 0.169.0
+(tests/e2e/test_summarize_llm.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ from typing import Any
 from pairloop.config import agent_settings, read_config
 
 TIMEOUT = 120.0
+# codex exec offers the model exec_command / write_stdin (a shell) and web_search by default; turn them off.
+CODEX_NO_TOOLS = ("-c", "features.shell_tool=false", "-c", "features.unified_exec=false",
+                  "-c", 'web_search="disabled"')
 PROMPT = """Write the summary paragraph of a pull request description for a human reviewer, 3 to 6 sentences of
 plain prose, no headings, no lists, no code blocks. Use ONLY the facts in the JSON below (a digest of a
 pair-programming session: the task, review rounds, findings and how they ended, commits and the diff size, the
@@ -51,8 +58,8 @@ def ask_agent(agent: str, facts: dict[str, Any], repo: Path | None = None) -> st
             out_file = None
         elif agent == "codex":
             out_file = Path(tmp) / "last.txt"
-            argv = [*_command("codex", repo), "exec", "--sandbox", "read-only", "--skip-git-repo-check",
-                    "--ephemeral", "--output-last-message", str(out_file), "-"]
+            argv = [*_command("codex", repo), "exec", "--sandbox", "read-only", *CODEX_NO_TOOLS,
+                    "--skip-git-repo-check", "--ephemeral", "--output-last-message", str(out_file), "-"]
         else:
             raise LlmFailed(f"unknown agent {agent!r} (use claude or codex)")
         try:

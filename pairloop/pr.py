@@ -46,17 +46,28 @@ def plan_pr(run: Run, gh: str = "gh") -> PrPlan:
     return PrPlan([gh, "pr", "create", "--draft", "--title", title, "--body-file", str(body)], title, body)
 
 
+def plan_update(run: Run, gh: str = "gh") -> PrPlan:
+    """`gh pr edit` of the PR open for the current branch: its title and body from the run's notes."""
+    title, body = notes_of(run)
+    return PrPlan([gh, "pr", "edit", "--title", title, "--body-file", str(body)], title, body)
+
+
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+
+
+def check_gh(repo: Path, gh: str = "gh") -> None:
+    """gh is installed and logged in."""
+    if shutil.which(gh) is None:
+        raise MissingTool("gh (the GitHub CLI) is not installed: see https://cli.github.com, then `gh auth login`")
+    if _run([gh, "auth", "status"], repo).returncode != 0:
+        raise PairloopError("gh is not logged in: run `gh auth login` first")
 
 
 def check_ready(run: Run, gh: str = "gh") -> None:
     """Clear errors for every reason `gh pr create` would fail or do the wrong thing."""
     repo = Path(run.manifest["repo"])
-    if shutil.which(gh) is None:
-        raise MissingTool("gh (the GitHub CLI) is not installed: see https://cli.github.com, then `gh auth login`")
-    if _run([gh, "auth", "status"], repo).returncode != 0:
-        raise PairloopError("gh is not logged in: run `gh auth login` first")
+    check_gh(repo, gh)
     branch = git(repo, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
     if not branch or branch == "HEAD":
         raise PairloopError("the repository is not on a branch (detached HEAD): check out a branch first")
@@ -74,8 +85,8 @@ def check_ready(run: Run, gh: str = "gh") -> None:
 
 
 def create(run: Run, gh: str = "gh") -> str:
+    plan = plan_pr(run, gh)  # no notes yet: say so before anything about gh or the branch
     check_ready(run, gh)
-    plan = plan_pr(run, gh)
     out = _run(plan.argv, Path(run.manifest["repo"]))
     if out.returncode != 0:
         raise PairloopError(f"gh pr create failed: {(out.stderr or out.stdout).strip()}")
@@ -84,8 +95,10 @@ def create(run: Run, gh: str = "gh") -> str:
 
 def update(run: Run, gh: str = "gh") -> str:
     """Replace the body (and title) of the PR already open for this branch with the run's notes."""
-    title, body = notes_of(run)
-    out = _run([gh, "pr", "edit", "--title", title, "--body-file", str(body)], Path(run.manifest["repo"]))
+    plan = plan_update(run, gh)
+    repo = Path(run.manifest["repo"])
+    check_gh(repo, gh)
+    out = _run(plan.argv, repo)
     if out.returncode != 0:
         raise PairloopError(f"gh pr edit failed: {(out.stderr or out.stdout).strip()}")
     return out.stdout.strip()

@@ -9,8 +9,10 @@ Replies come from one script (a FIFO queue) per API flavor: ``"anthropic"`` (cla
 A reply is a text message (optionally streamed slowly), a shell tool call (answered automatically with a
 follow-up reply once the tool result comes back), or an HTTP error. Auxiliary requests (claude requests that
 offer no tools, e.g. title generation; codex "Generate a concise..." title requests) are answered with a fixed
-title and never consume the script. Every request is recorded with its arrival time, the time its reply
-ended, and whether the client stayed for the whole reply (an agent that interrupts its own turn hangs up).
+title and never consume the script — except with ``toolless_turns`` set (for `claude -p --tools ""`, whose one
+real turn offers no tools): then only a claude request asking for JSON output (its title request) is auxiliary.
+Every request is recorded with its arrival time, the time its reply ended, and whether the client stayed for the
+whole reply (an agent that interrupts its own turn hangs up).
 
 Usage::
 
@@ -171,6 +173,8 @@ class ModelServer:
         self._thread: threading.Thread | None = None
         self.default_text = DEFAULT_TEXT
         self.title_text = TITLE_TEXT
+        # `claude -p --tools ""` sends its turn with no tools: set this so such a request consumes the script.
+        self.toolless_turns = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> ModelServer:
@@ -394,11 +398,20 @@ def _user_texts_of(kind: str, body: Any) -> list[str]:
     return out
 
 
+def _json_schema(body: dict[str, Any]) -> Any:
+    fmt = (body.get("output_config") or {}).get("format") or body.get("output_format") or {}
+    return fmt.get("schema") if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+
+
+def _asks_json(body: dict[str, Any]) -> bool:
+    """A claude request for structured JSON output (its title request asks for {"title": string})."""
+    return _json_schema(body) is not None
+
+
 def _aux_text(body: dict[str, Any], title: str) -> str:
     """Reply text for a claude auxiliary request: if it asks for JSON (output_config.format json_schema, as
     the title request does: {"title": string}), a JSON object filling every string property with `title`."""
-    fmt = (body.get("output_config") or {}).get("format") or body.get("output_format") or {}
-    schema = fmt.get("schema") if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+    schema = _json_schema(body)
     if isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
         return json.dumps({k: title for k, v in schema["properties"].items() if (v or {}).get("type") == "string"})
     return title
@@ -535,7 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ---------------------------------------------------------------- Anthropic Messages API
     def _anthropic(self, body: dict[str, Any]) -> None:
         srv = self.model_server
-        aux = not body.get("tools")
+        aux = not body.get("tools") and (not srv.toolless_turns or _asks_json(body))
         idx = self._record("anthropic-aux" if aux else "anthropic", body)
         model = str(body.get("model") or "claude-e2e")
         if aux:
