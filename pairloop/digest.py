@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from bridge.book import Book
 from bridge.ledger import read_events
-from bridge.protocol import DISPUTED, FIXED, OPEN, Protocol
+from bridge.protocol import DISPUTED, FIXED, OPEN, RESOLVED, Protocol
 from pairloop.runs import Run, git
 
 # Commands the agents said they ran: `backticked` spans or "$ " lines that start like a command.
@@ -20,6 +21,7 @@ _COMMAND_START = re.compile(
     r"gradle|mvn|dotnet|bundle|rake|rspec|bash|sh|just|deno|bun|git diff|git log|git show|tsc|eslint|jest|vitest)\b")
 _BACKTICKS = re.compile(r"`([^`\n]{2,200})`")
 _DOLLAR = re.compile(r"^\s*\$ (.{2,200})$", re.MULTILINE)
+_ROUND_NOTE = re.compile(r"round (\d+) \(")
 _VERIFY_WORDS = re.compile(r"\b(ran|run|running|verified|verify|tested|tests? pass|passes|passing|checked)\b",
                            re.IGNORECASE)
 
@@ -86,61 +88,97 @@ def build(run: Run, events: Iterable[dict[str, Any]] | None = None) -> dict[str,
     """Every fact the summary may state, with its source: a message (#seq), a ledger event, or a commit."""
     evs = list(events) if events is not None else [e for _, e in read_events(run.ledger_path)]
     book = Book().apply_all(evs)
+    seq_of = {e.message.id: e.seq for e in book.entries.values()}
     protocol = Protocol()
+    claims: dict[str, dict[str, Any]] = {}  # finding id -> the round whose review request claimed it
+    settled_by: dict[str, dict[str, Any]] = {}  # finding id -> the approval that settled it
+    unchanged: set[int] = set()
+    current = 0
     for e in evs:
+        ev = e.get("ev")
+        if ev == "round":
+            current = int(e["round"])
+            if e.get("unchanged"):
+                unchanged.add(current)
+        elif ev == "findings":
+            for fid in e.get("fixed", []):
+                claims[fid] = {"round": current, "disputed": False}
+            for fid in e.get("disputed", []):
+                claims[fid] = {"round": current, "disputed": True}
+        elif ev == "verdict" and e.get("kind") == "approve":
+            for f in protocol.open_findings():
+                settled_by[f.id] = {"by": str(e.get("by", "")), "seq": seq_of.get(str(e.get("id")))}
         protocol.apply(e)
     repo = Path(run.manifest["repo"])
     base = str(run.manifest.get("base_commit") or "")
     head_lines = _git_lines(repo, "rev-parse", "HEAD")
     head = head_lines[0] if head_lines else ""
     last_ref = protocol.checkpoint_ref(max(protocol.checkpoints)) if protocol.checkpoints else ""
-    seq_of = {e.message.id: e.seq for e in book.entries.values()}
 
-    claims: dict[str, dict[str, Any]] = {}  # finding id -> the round whose review request claimed it
-    current = 0
-    for e in evs:
-        if e.get("ev") == "round":
-            current = int(e["round"])
-        elif e.get("ev") == "findings":
-            for fid in e.get("fixed", []):
-                claims[fid] = {"round": current, "disputed": False}
-            for fid in e.get("disputed", []):
-                claims[fid] = {"round": current, "disputed": True}
-
+    requests: dict[int, Any] = {}  # round -> the review request that opened it (its note starts "round N (")
+    for entry in book.entries.values():
+        if entry.message.kind == "review":
+            m = _ROUND_NOTE.match(entry.note)
+            if m:
+                requests.setdefault(int(m[1]), entry)
+    verdicts_in: dict[int, list[dict[str, Any]]] = {}
+    for v in protocol.verdicts:
+        verdicts_in.setdefault(v.round, []).append(
+            {"by": v.by, "kind": v.kind, "seq": seq_of.get(v.id),
+             "text": book.entries[v.id].message.body.strip() if v.id in book.entries else ""})
     rounds = []
     for n, cp in sorted(protocol.checkpoints.items()):
-        request = next((x for x in book.entries.values()
-                        if x.message.kind == "review" and f"round {n} (" in x.note.split("\n", 1)[0]), None)
+        request = requests.get(n)
         rounds.append({
             "round": n, "phase": cp.get("phase", ""), "ref": cp.get("ref", ""), "commit": cp.get("commit", "")[:10],
             "request": request.message.body.strip() if request else "",
             "request_seq": request.seq if request else None,
-            "unchanged": any(e.get("ev") == "round" and e.get("round") == n and e.get("unchanged") for e in evs),
-            "verdicts": [{"by": v.by, "kind": v.kind, "seq": seq_of.get(v.id),
-                          "text": book.entries[v.id].message.body.strip() if v.id in book.entries else ""}
-                         for v in protocol.verdicts if v.round == n],
+            "unchanged": n in unchanged,
+            "verdicts": verdicts_in.get(n, []),
         })
 
+    last_verdict_round = max((v.round for v in protocol.verdicts), default=0)
+    # round -> the commits made for it: one git call per round (not per finding), several at a time.
+    fix_rounds = sorted({int(claims[f.id]["round"]) for f in protocol.findings.values()
+                         if f.status == FIXED and f.id in claims})
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        fixing = dict(zip(fix_rounds, pool.map(lambda n: _fixing_commits(repo, protocol, base, n), fix_rounds),
+                          strict=True))
     findings = []
     for f in protocol.findings.values():
         claim = claims.get(f.id, {})
         fixed = f.status == FIXED and bool(claim)
-        commits = _fixing_commits(repo, protocol, base, int(claim["round"])) if fixed else []
+        commits = fixing[int(claim["round"])] if fixed else []
+        settled = settled_by.get(f.id, {}) if f.status == RESOLVED else {}
         findings.append({"id": f.id, "text": f.text, "round": f.round, "by": f.by, "status": f.status,
                          "fixed_in_round": claim.get("round") if fixed else None,
                          "fixed_in_commits": [f"{c['short']} {c['subject']}" for c in commits],
+                         # A fix is only the worker's word until a verdict on that round (or a later one).
+                         "fix_reviewed": fixed and last_verdict_round >= int(claim["round"]),
+                         "settled_by": settled.get("by"), "settled_seq": settled.get("seq"),
                          "disputed": bool(claim.get("disputed"))})
 
+    # Agreement is final: a `pairloop stop` afterwards (closing the session) does not undo it.
+    agreed = any(e.get("ev") == "run" and e.get("state") == "agreed" for e in evs)
     human = []
     for entry in book.entries.values():
         if entry.message.sender == "human" and entry.message.kind != "task":
             human.append({"seq": entry.seq, "kind": entry.message.kind, "to": list(entry.message.to),
                           "text": entry.message.body.strip()})
+    paused = {"by": "", "reason": ""}
     for e in evs:
         if e.get("ev") == "human_turn":
             human.append({"seq": None, "kind": "typed", "to": [e.get("role")], "text": str(e.get("text", "")).strip()})
-        elif e.get("ev") == "relay" and e.get("by") in ("human", "governor"):
-            human.append({"seq": None, "kind": f"relay {e.get('state')}", "to": [], "text": str(e.get("reason", ""))})
+        elif e.get("ev") == "relay":
+            if e.get("by") == "human" and e.get("state") == "paused":
+                human.append({"seq": None, "kind": "paused the relay", "to": [], "text": ""})
+            elif e.get("by") == "human":
+                after = f"the {paused['by']} had paused it: {paused['reason']}" if paused["by"] == "governor" else ""
+                human.append({"seq": None, "kind": "unpaused the relay", "to": [], "text": after})
+            paused = {"by": str(e.get("by", "")), "reason": str(e.get("reason", ""))} \
+                if e.get("state") == "paused" else {"by": "", "reason": ""}
+        elif e.get("ev") == "run" and e.get("state") == "stopped" and not agreed:
+            human.append({"seq": None, "kind": "stopped the run", "to": [], "text": ""})
 
     verification = []
     for entry in book.entries.values():
@@ -155,12 +193,14 @@ def build(run: Run, events: Iterable[dict[str, Any]] | None = None) -> dict[str,
 
     end = last_ref or head
     return {
-        "run": run.id, "task": str(run.manifest.get("task", "")).strip(), "state": book.run_state,
+        "run": run.id, "task": str(run.manifest.get("task", "")).strip(),
+        "state": "agreed" if agreed else book.run_state,
         "base": base, "head": head, "end": end, "phase_plan": bool(run.manifest.get("protocol", {}).get("plan")),
         "plan_text": plan_text,
         "rounds": rounds, "findings": findings, "human": human, "verification": verification,
         "commits": _commits(repo, base, head), "diff": _diffstat(repo, base, end),
-        "open": [f["id"] for f in findings if f["status"] in (OPEN, DISPUTED)],
-        "governor": protocol.summary()["governor"], "paused": protocol.paused,
+        "open": [f["id"] for f in findings
+                 if f["status"] in (OPEN, DISPUTED) or (f["status"] == FIXED and not f["fix_reviewed"])],
+        "governor": protocol.summary()["governor"], "paused": protocol.paused, "paused_by": protocol.paused_by,
         "messages": len(book.order),
     }

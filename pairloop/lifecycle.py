@@ -188,7 +188,7 @@ def stop_run(tmux: Tmux, run: Run, timeout: float = 10.0) -> bool:
     Returns False when the run was already stopped."""
     if run.manifest.get("state") == STOPPED:
         return False
-    append_once(run.ledger_path, {"ev": "run", "state": STOPPED})
+    append_once(run.ledger_path, {"ev": "run", "state": STOPPED, "by": "human"})
     run.mark(STOPPED)
     try:
         if tmux.has_session(run.session):

@@ -24,12 +24,19 @@ def _verdict_word(kind: str) -> str:
     return {"approve": "approved", "changes": "asked for changes"}.get(kind, kind)
 
 
+def _settled(f: dict[str, Any]) -> str:
+    who = f"the {f['settled_by']}'s approval" if f.get("settled_by") else "the approval"
+    return f"settled by {who}{_cite(f.get('settled_seq'))}"
+
+
 def _finding_line(f: dict[str, Any]) -> str:
     if f["status"] == "fixed":
         where = "; ".join(f["fixed_in_commits"]) or f"the round {f['fixed_in_round']} checkpoint"
         end = f"fixed in round {f['fixed_in_round']} ({where})"
+        if not f.get("fix_reviewed", True):
+            end = f"the worker says {end}, not reviewed yet"
     elif f["status"] == "resolved":
-        end = "settled by the approval" + (" after being disputed" if f["disputed"] else "")
+        end = _settled(f) + (" after being disputed" if f["disputed"] else "")
     elif f["status"] == "disputed":
         end = "disputed by the worker, not settled"
     else:
@@ -52,7 +59,8 @@ def review_history(digest: dict[str, Any]) -> list[str]:
 
 def changes_section(digest: dict[str, Any]) -> list[str]:
     diff = digest["diff"]
-    lines = [f"{len(diff['files'])} files changed, +{diff['insertions']} −{diff['deletions']} "
+    count = len(diff["files"])
+    lines = [f"{count} file{'' if count == 1 else 's'} changed, +{diff['insertions']} −{diff['deletions']} "
              f"(`git diff {digest['base'][:10]} {digest['end']}`)."]
     by_path = {f["path"]: f for f in diff["files"]}
     for group in ("Code", "Tests", "Documentation", "Build and configuration"):
@@ -74,9 +82,24 @@ def split_suggestion(digest: dict[str, Any], budget: int) -> list[str]:
     lines = [f"This diff changes {size} lines, more than the {budget}-line review budget. It splits along the "
              "review rounds' checkpoints:"]
     previous = digest["base"][:10]
+    part = 0
     for r in digest["rounds"]:
-        lines.append(f"- part {r['round']}: `git diff {previous} {r['ref']}`")
+        if not r["ref"] or r["unchanged"]:  # no checkpoint, or the same tree as the round before: no part
+            continue
+        part += 1
+        lines.append(f"- part {part} (round {r['round']}): `git diff {previous} {r['ref']}`")
         previous = r["ref"]
+    return lines
+
+
+def left_open(digest: dict[str, Any]) -> list[str]:
+    """What the run leaves for someone to decide: open findings, unreviewed fixes, a paused relay, no agreement."""
+    lines = [_finding_line(f) for f in digest["findings"] if f["id"] in digest["open"]]
+    if digest["paused"]:
+        by = f" (paused by the {digest['paused_by']})" if digest.get("paused_by") else ""
+        lines.append(f"- The relay is paused: {digest['paused']}{by}")
+    if digest["state"] != "agreed":
+        lines.append("- The pair has not agreed the work is done.")
     return lines
 
 
@@ -98,16 +121,15 @@ def pr_body(digest: dict[str, Any], prose: str = "", budget: int = DIFF_BUDGET) 
         out += ["", "Findings:", *[_finding_line(f) for f in digest["findings"]]]
     out.append("")
     out += ["## Human interventions", ""]
-    out += [f"- {h['kind']}{' to ' + ', '.join(h['to']) if h['to'] else ''}{_cite(h['seq'])}: "
-            f"{h['text'].splitlines()[0] if h['text'] else ''}" for h in digest["human"]] or ["- None."]
+    out += [f"- {h['kind']}{' to ' + ', '.join(h['to']) if h['to'] else ''}{_cite(h['seq'])}"
+            f"{': ' + h['text'].splitlines()[0] if h['text'] else ''}" for h in digest["human"]] or ["- None."]
     out += ["", "## How it was verified", ""]
     out += [f"- `{v['command']}` — {v['said_by']}{_cite(v['seq'])}" for v in digest["verification"]] or [
         "- The agents named no command they ran."]
     if not verdicts:
         out.append("- No verdict was given.")
     out += ["", "## Left open", ""]
-    open_findings = [f for f in digest["findings"] if f["id"] in digest["open"]]
-    out += [_finding_line(f) for f in open_findings] or ["- Nothing."]
+    out += left_open(digest) or ["- Nothing."]
     out += ["", f"<sub>Written by `pairloop summarize` from run {digest['run']}: every statement above comes from "
             "the run's ledger (#n are its message numbers) or from git.</sub>", ""]
     return "\n".join(out)
@@ -128,13 +150,9 @@ def plan_sections(digest: dict[str, Any]) -> dict[str, str]:
             decisions.append(f"- Round {r['round']}: the {v['by']} {_verdict_word(v['kind'])}{_cite(v['seq'])}: {text}")
     for f in digest["findings"]:
         if f["disputed"]:
-            settled = " and settled by the approval" if f["status"] == "resolved" else ""
+            settled = " and " + _settled(f) if f["status"] == "resolved" else ""
             decisions.append(f"- {f['id']} was disputed by the worker{settled}")
-    follow_ups = [_finding_line(f) for f in digest["findings"] if f["id"] in digest["open"]]
-    if digest["paused"]:
-        follow_ups.append(f"- The relay is paused: {digest['paused']}")
-    if digest["state"] != "agreed":
-        follow_ups.append("- The pair has not agreed the work is done.")
+    follow_ups = left_open(digest)
     return {
         "goal": f"## Goal\n{digest['task'] or '(no task given)'}",
         "steps": "## Steps\n| # | step | status | checkpoint |\n|---|------|--------|------------|\n"
@@ -144,16 +162,22 @@ def plan_sections(digest: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _inert(text: str) -> str:
+    """Text from the run (a task, a finding) that holds our own markers must not open or close a section: it
+    would make each rewrite keep, and repeat, what follows it. Shown the same, parsed as text."""
+    return text.replace("<!-- pairloop:", "&lt;!-- pairloop:")
+
+
 def render_plan(digest: dict[str, Any], template: str, existing: str | None) -> str:
     """PLAN.md: the template filled in, or the existing file with only pairloop's sections replaced (anything
     the user wrote outside them stays; a file without our sections gets them appended)."""
     sections = plan_sections(digest)
 
     def block(name: str) -> str:
-        return f"<!-- pairloop:begin {name} -->\n{sections[name]}\n<!-- pairloop:end {name} -->"
+        return f"<!-- pairloop:begin {name} -->\n{_inert(sections[name])}\n<!-- pairloop:end {name} -->"
 
     if existing is None:
-        filled = Template(template).safe_substitute(title=title(digest), goal="", steps="", decisions="",
+        filled = Template(template).safe_substitute(title=_inert(title(digest)), goal="", steps="", decisions="",
                                                     follow_ups="")
         return SECTION.sub(lambda m: block(m["name"]) if m["name"] in sections else m.group(0), filled)
     present = {m["name"] for m in SECTION.finditer(existing)}

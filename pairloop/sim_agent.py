@@ -54,6 +54,8 @@ class Sim:
     reviews: int = 0
     stuck: bool = False  # a composer that never submits: for testing how failures are reported
     stubborn: bool = False  # a reviewer that never approves: for testing the governor
+    dispute: bool = False  # a worker that disputes the first changes request instead of changing code
+    disputed: bool = False
     _pending: str = ""
     _paste: str | None = None
 
@@ -156,18 +158,25 @@ class Sim:
     def act_as_worker(self, messages: list[Parsed], plan_phase: bool, prompt: str) -> None:
         said = {(m.label, m.sender) for m in messages}
         notices = " ".join(m.body for m in messages if m.label == "notice")
-        approvals = [m for m in messages if m.label == "approval"]
-        changes = [m for m in messages if m.label == "changes requested"]
+        # The latest verdict in a batch wins: a human's approval after the reviewer's changes overrules them.
+        verdicts = [m for m in messages if m.label in ("approval", "changes requested")]
+        latest = verdicts[-1] if verdicts else None
         if "Not done yet" in notices:
             self.pairloop("review", "Please review the current state.")
         elif "plan is approved" in notices:
             self.implement()
-        elif changes:
+        elif latest is not None and latest.label == "changes requested":
+            ids = re.findall(r"\bF\d+\.\d+\b", latest.note)
+            if self.dispute and not self.disputed:
+                self.disputed = True
+                args = [a for fid in ids for a in ("--disputed", fid)]
+                self.pairloop("review", "I dispute the findings: greet() is a one-line f-string and needs no "
+                              "test of its own. Unchanged; please review again.", *args)
+                return
             self.write_and_commit("test_greeting.py", GREETING_TEST, "Add a test for greet()")
-            fixed = re.findall(r"\bF\d+\.\d+\b", changes[-1].note)
-            args = [a for fid in fixed for a in ("--fixed", fid)]
+            args = [a for fid in ids for a in ("--fixed", fid)]
             self.pairloop("review", f"Addressed the findings: added test_greeting.py ({self.head()}).", *args)
-        elif approvals and "the plan" not in approvals[-1].note:
+        elif latest is not None and "the plan" not in latest.note:
             self.pairloop("done", "Finished: greet() is written, tested, and approved.")
         elif ("task", "human") in said or not messages:
             if plan_phase:
@@ -190,6 +199,8 @@ class Sim:
         self.reviews += 1
         if self.reviews == 1 or self.stubborn:
             self.pairloop("changes", f"1. greet() has no test: please add one. (reviewed {self.head()})")
+        elif re.search(r"disputed: F\d", requests[-1].note):
+            self.pairloop("approve", f"Fair enough: no test needed for a one-liner. (reviewed {self.head()})")
         else:
             self.pairloop("approve", f"Looks good: greet() is tested. (reviewed {self.head()})")
 
@@ -279,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         dialog=os.environ.get("PAIRLOOP_SIM_DIALOG") == "1",
         stuck=os.environ.get("PAIRLOOP_SIM_STUCK") == "1",
         stubborn=os.environ.get("PAIRLOOP_SIM_STUBBORN") == "1",
+        dispute=os.environ.get("PAIRLOOP_SIM_DISPUTE") == "1",
     )
     if args.brief and args.brief.is_file():
         sim.note(f"(brief: {args.brief.read_text(encoding='utf-8').splitlines()[0][:70]}…)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,5 +45,19 @@ def summarize(run: Run, llm: str | None = None, budget: int = DIFF_BUDGET,
     write_atomic(run.dir / "digest.json", json.dumps(facts, indent=2, ensure_ascii=False).encode())
     plan_path = Path(run.manifest["repo"]) / "PLAN.md"
     existing = plan_path.read_text(encoding="utf-8") if plan_path.exists() else None
-    plan_path.write_text(render_plan(facts, template_text(), existing), encoding="utf-8")
+    # Atomically: the bridge's own summary and a user's `pairloop summarize` may overlap, and a reader must
+    # never take a half-written PLAN.md for the user's file.
+    write_keeping_mode(plan_path, render_plan(facts, template_text(), existing).encode())
     return Summary(title(facts), body, plan_path, notes_path, warning)
+
+
+def write_keeping_mode(path: Path, data: bytes) -> None:
+    """Replace a file in the user's repository atomically, keeping its permissions (a new one gets the
+    umask's)."""
+    try:
+        mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    write_atomic(path, data, 0o666)
+    if mode is not None:
+        os.chmod(path, mode)
