@@ -109,9 +109,7 @@ def main() -> int:
         }
     finally:
         stop_run(tmux, run)
-        tmux.kill_server()
-        socket = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / str(tmux.server.socket_name)
-        socket.unlink(missing_ok=True)
+        tmux.kill_private_server()
         if not os.environ.get("PAIRLOOP_BENCH_KEEP"):
             shutil.rmtree(repo, ignore_errors=True)
     out_dir = ROOT / "bench" / "results"

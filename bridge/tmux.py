@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,14 @@ class Tmux:
             self.run("kill-server")
         except TmuxError:
             pass
+
+    def kill_private_server(self) -> None:
+        """Kill a private (-L NAME) server and remove its socket file, which tmux leaves behind."""
+        self.kill_server()
+        name = self.server.socket_name
+        if name:
+            folder = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+            (folder / name).unlink(missing_ok=True)
 
     def attach_argv(self, session: str) -> list[str]:
         """The command line that attaches a terminal to ``session`` on this server."""

@@ -79,8 +79,7 @@ def run_demo(attach: bool, timeout: float, echo: Callable[[str], None], keep: bo
     finally:
         if run is not None:
             stop_run(tmux, run)
-        tmux.kill_server()
-        _remove_socket(tmux)
+        tmux.kill_private_server()
         if keep:
             echo(f"kept the demo repository at {repo}")
         else:
@@ -121,10 +120,3 @@ def _show_review_history(run: Run, echo: Callable[[str], None]) -> None:
         echo("")
         echo(f"PR notes, as `pairloop summarize` wrote them ({notes.name}), review history:")
         echo(text[start + len("## Review history"): end if end > 0 else None].strip())
-
-
-def _remove_socket(tmux: Tmux) -> None:
-    name = tmux.server.socket_name
-    if name:
-        path = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / name
-        path.unlink(missing_ok=True)

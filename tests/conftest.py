@@ -70,13 +70,11 @@ def tmux_server() -> Iterator[Tmux]:
     tmux = Tmux(socket_name=name)
     yield tmux
     pids = _pane_pids(tmux)
-    tmux.kill_server()
+    tmux.kill_private_server()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not all(_gone(p) for p in pids):
         time.sleep(0.05)
     leftover = [p for p in pids if not _gone(p)]
-    socket = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / name
-    socket.unlink(missing_ok=True)
     assert not leftover, f"pane processes outlived their tmux server: {leftover}"
 
 
