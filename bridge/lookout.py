@@ -40,8 +40,10 @@ class Lookout:
     """Reads agents' screens and weighs them against what their hooks said; answers the dialogs it may."""
 
     def __init__(self, tmux: Tmux, targets: dict[str, Target], roles: dict[str, Any],
-                 emit: Callable[[dict[str, Any]], dict[str, Any]], say: Callable[[str], None]) -> None:
+                 emit: Callable[[dict[str, Any]], dict[str, Any]], say: Callable[[str], None],
+                 alert: Callable[[str], None]) -> None:
         self.tmux, self.targets, self.roles, self.emit, self.say = tmux, targets, roles, emit, say
+        self.alert = alert
         self.watch = {role: TargetWatch() for role in targets}
         self.started_at = time.monotonic()
 
@@ -59,6 +61,8 @@ class Lookout:
             self.emit({"ev": "agent", "role": role, "state": reading.state, "detail": reading.detail})
             watch.state = reading.state
             watch.misses = 0
+            if reading.state == DIALOG and reading.detail not in self.roles[role].get("answers", {}):
+                self.alert(f"pairloop: the {role} waits for you: {reading.detail} (answer it in its pane)")
         return reading
 
     def starting_up(self) -> bool:

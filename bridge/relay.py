@@ -62,7 +62,7 @@ class Bridge:
         self._ledger: Ledger | None = None
         self._paste_count = 0
         self.rescan_at = 0.0
-        self.lookout = Lookout(tmux, self.targets, self.manifest["roles"], self.emit, self.report.line)
+        self.lookout = Lookout(tmux, self.targets, self.manifest["roles"], self.emit, self.report.line, self.alert)
         self.watch = self.lookout.watch
         self.referee = Referee({**self.manifest, "run_dir": str(run_dir)}, self.emit, self.post, self.report.line,
                                self.alert)
@@ -276,6 +276,8 @@ class Bridge:
                 payload = _read_json(folder / name)
                 # A late receipt (codex reports a turn's prompt when the turn ends) says nothing of now.
                 self.lookout.heard(role, "" if (payload or {}).get("late") else str((payload or {}).get("event")))
+                if (payload or {}).get("event") == "attention":
+                    self.alert(f"pairloop: the {role} waits for you: {(payload or {}).get('message') or 'permission'}")
                 prompt = payload.get("prompt") if payload else None
                 if not isinstance(prompt, str):
                     continue

@@ -252,6 +252,7 @@ def test_dialog_holds_delivery_and_says_so(tmux_server: Tmux, git_repo: Path) ->
     wait_for(lambda: queued_reason(run, msg.id, "worker") == reason, what="held by the dialog")
     bridge_screen = tmux_server.capture(run.manifest["bridge_pane"])
     assert f"queued: {reason}" in bridge_screen
+    assert "pairloop: the worker waits for you: trust this folder (answer it in its pane)" in bridge_screen
     tmux_server.send_keys(run.manifest["roles"]["worker"]["pane"], "Enter")  # the human answers it
     wait_for(lambda: delivered(run, msg.id, "worker"), what="delivery after the dialog")
     (got,) = prompts(run, "worker")
@@ -322,3 +323,20 @@ def test_a_composer_that_never_clears_is_retried_once_then_failed_loudly(tmux_se
     assert len(sends) == 1, "one paste; the retry is one more submit press, never a second paste"
     pane = run.manifest["roles"]["reviewer"]["pane"]
     assert "› [pairloop] #1 message from human" in tmux_server.capture(pane), "the text stays for the human to see"
+
+
+def test_a_permission_prompt_reported_by_a_hook_calls_the_human_and_holds_delivery(
+    tmux_server: Tmux, git_repo: Path
+) -> None:
+    run = start_sims(tmux_server, git_repo)
+    event = run.dir / "events" / "worker" / "9999999999999999999-attention.json"
+    event.write_text('{"event": "attention", "message": "Claude needs your permission"}')
+    bridge = run.manifest["bridge_pane"]
+    wait_for(lambda: "the worker waits for you: Claude needs your permission" in tmux_server.capture(bridge),
+             what="the human called")
+    status = wait_for(lambda: "waiting for you" in tmux_server.run(
+        "show-options", "-v", "-t", f"={run.session}:", "status-right")[0], what="the status line")
+    assert status
+    msg = human_says(run, "worker", "not now")
+    wait_for(lambda: queued_reason(run, msg.id, "worker").startswith("dialog on screen (permission prompt"),
+             what="held while the agent waits on a permission prompt")
