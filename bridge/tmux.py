@@ -49,13 +49,6 @@ class Tmux:
             raise TmuxError(" ".join(proc.stderr) or f"tmux {args[0]} failed ({proc.returncode})")
         return list(proc.stdout)
 
-    def alive(self) -> bool:
-        try:
-            self.run("list-sessions", "-F", "#{session_id}")
-        except TmuxError:
-            return False
-        return True
-
     def has_session(self, name: str) -> bool:
         try:
             self.run("has-session", "-t", f"={name}")
@@ -83,10 +76,6 @@ class Tmux:
     def set_window_options(self, pane: str, options: dict[str, str]) -> None:
         for key, value in options.items():
             self.run("set-option", "-w", "-t", pane, key, value)
-
-    def set_session_options(self, session: str, options: dict[str, str]) -> None:
-        for key, value in options.items():
-            self.run("set-option", "-t", f"={session}:", key, value)
 
     def set_pane_option(self, pane: str, key: str, value: str) -> None:
         self.run("set-option", "-p", "-t", pane, key, value)
