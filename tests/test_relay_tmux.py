@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -12,7 +13,7 @@ import pytest
 from bridge.envelope import PASTE_LIMIT, header, parse
 from bridge.message import Message, new_message_id, post
 from bridge.tmux import Tmux
-from pairloop.lifecycle import send_message
+from pairloop.lifecycle import StartOptions, send_message
 from tests.conftest import wait_for
 from tests.helpers import (
     book,
@@ -340,3 +341,22 @@ def test_a_permission_prompt_reported_by_a_hook_calls_the_human_and_holds_delive
     msg = human_says(run, "worker", "not now")
     wait_for(lambda: queued_reason(run, msg.id, "worker").startswith("dialog on screen (permission prompt"),
              what="held while the agent waits on a permission prompt")
+
+
+def test_a_custom_agent_declared_in_pairloop_toml_takes_part(tmux_server: Tmux, git_repo: Path) -> None:
+    """Any TUI with a command line, screen markers and a submit key: here the sim, declared as 'mytui'."""
+    (git_repo / ".pairloop.toml").write_text(f"""
+[agents.mytui]
+command = [{json.dumps(sys.executable)}, "-m", "pairloop.sim_agent"]
+submit_key = "Enter"
+input = '^› (?P<text>.*)$'
+ready = ['enter to submit']
+busy = ['esc to interrupt']
+brief_file_arg = "--brief"
+""")
+    run = start_sims(tmux_server, git_repo, options=StartOptions("mytui", "sim"))
+    assert run.manifest["roles"]["worker"]["agent"] == "mytui"
+    msg = human_says(run, "worker", "hello, custom agent")
+    wait_for(lambda: delivered(run, msg.id, "worker"), what="delivery to the custom agent")
+    (got,) = prompts(run, "worker")
+    assert body_of(got, msg.id) == "hello, custom agent"
