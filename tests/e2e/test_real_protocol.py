@@ -3,7 +3,9 @@ shell tools, asserted on what the models received, on the ledger and on the chec
 
 from __future__ import annotations
 
+import json
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,14 @@ from tests.e2e.driver import Pair, unwrap
 from tests.e2e.model_server import shell, text
 
 FLAVOR = {"claude": "anthropic", "codex": "openai"}
+
+
+def instructions(flavor: str, body: dict[str, Any]) -> str:
+    """The system (claude) or developer (codex) instructions a request carried: where a role brief belongs."""
+    if flavor == "anthropic":
+        system = body.get("system", [])
+        return json.dumps(system) if not isinstance(system, str) else system
+    return json.dumps([item for item in body.get("input", []) if item.get("role") == "developer"])
 
 
 def git(pair: Pair, *args: str) -> str:
@@ -52,6 +62,15 @@ def test_a_full_loop_review_approve_done(pair: Pair, worker: str, reviewer: str)
     (approval,), _ = parse(unwrap(at_worker.newest_user_text))
     assert (approval.label, approval.sender) == ("approval", "reviewer")
     assert approval.note.startswith(f"approved: round 1 ({ref})")
+
+    # Each role's brief reached its agent as instructions (claude: --append-system-prompt; codex:
+    # developer_instructions), not as a message, and names the verbs to use.
+    for agent, role, verb in ((worker, "WORKER", "pairloop review"), (reviewer, "REVIEWER", "pairloop approve")):
+        request = next(r for r in pair.server.requests(FLAVOR[agent]) if "[pairloop] #" in r.newest_user_text)
+        said = instructions(FLAVOR[agent], request.body)
+        assert f"You are the {role} in a pairloop pair-programming session" in said
+        assert verb in said
+        assert f"You are the {role}" not in request.newest_user_text
 
     # The ledger's verdict and `pairloop status --json` say the same.
     (verdict,) = pair.events("verdict")
