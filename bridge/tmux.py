@@ -128,6 +128,11 @@ class Tmux:
     def display(self, target: str, message: str) -> None:
         self.run("display-message", "-t", target, message)
 
+    def pane_pids(self, session: str) -> list[int]:
+        """The process ids of every pane in ``session`` (each a process group leader)."""
+        out = self.run("list-panes", "-s", "-t", f"={session}", "-F", "#{pane_pid}")
+        return [int(p) for p in out if p.strip().isdigit()]
+
     def kill_session(self, name: str) -> None:
         self.run("kill-session", "-t", f"={name}")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -190,16 +192,48 @@ def stop_run(tmux: Tmux, run: Run, timeout: float = 10.0) -> bool:
         return False
     append_once(run.ledger_path, {"ev": "run", "state": STOPPED, "by": "human"})
     run.mark(STOPPED)
+    pids: list[int] = []
     try:
         if tmux.has_session(run.session):
+            pids = tmux.pane_pids(run.session)
             tmux.kill_session(run.session)
     except TmuxError:
         pass
     deadline = time.monotonic() + timeout
     while bridge_running(run) and time.monotonic() < deadline:
         time.sleep(0.05)
+    end_panes(pids)
     wait_for_summary(run, timeout=30.0)
     return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # no longer ours
+    try:  # a zombie waiting for tmux to reap it is gone for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def end_panes(pids: list[int], grace: float = 3.0) -> None:
+    """Closing the session hangs up every pane; an agent that ignores the hangup (a TUI busy starting up)
+    gets SIGTERM, then SIGKILL: each pane's process group, which pairloop started, and nothing else."""
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            for pid in pids:
+                if _alive(pid):
+                    with contextlib.suppress(OSError):
+                        os.killpg(pid, sig)
+        deadline = time.monotonic() + grace
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not any(_alive(p) for p in pids):
+            return
 
 
 def wait_for_summary(run: Run, timeout: float) -> bool:

@@ -300,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
 def loop(sim: Sim) -> int:
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
-    signal.signal(signal.SIGHUP, lambda *_: sys.exit(0))
+    if os.environ.get("PAIRLOOP_SIM_IGNORE_HUP") == "1":  # plays a TUI that does not quit on a hangup
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGHUP, lambda *_: sys.exit(0))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     out = sys.stdout
@@ -318,9 +321,15 @@ def loop(sim: Sim) -> int:
             timeout = sim.next_wake()
             ready, _, _ = select.select([fd], [], [], timeout)
             if ready:
-                data = os.read(fd, 65536)
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    data = b""  # the terminal went away
                 if not data:
-                    return 0
+                    if os.environ.get("PAIRLOOP_SIM_IGNORE_HUP") != "1":
+                        return 0
+                    while True:  # a hung TUI: only a signal other than the hangup ends it
+                        time.sleep(1)
                 sim.feed(decoder.decode(data))
             sim.step()
     except SystemExit as exc:

@@ -23,6 +23,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("TMUX", "TMUX_PANE", "PAIRLOOP_RUN_DIR", "PAIRLOOP_ROLE", "PAIRLOOP_RUN", "PAIRLOOP_REPO",
                 "PAIRLOOP_TMUX_SOCKET", "PAIRLOOP_WORKER", "PAIRLOOP_REVIEWER", "PAIRLOOP_SIM_MODE",
                 "PAIRLOOP_SIM_WORK_SECONDS", "PAIRLOOP_SIM_DIALOG", "PAIRLOOP_SIM_STUCK", "PAIRLOOP_SIM_STUBBORN",
+                "PAIRLOOP_SIM_IGNORE_HUP",
                 "PAIRLOOP_SIM_DISPUTE", "PAIRLOOP_WATCH"):
         monkeypatch.delenv(var, raising=False)
     for key, value in (("GIT_AUTHOR_NAME", "Test"), ("GIT_AUTHOR_EMAIL", "test@example.invalid"),

@@ -225,3 +225,20 @@ def test_demo_no_attach_agrees_and_leaves_nothing_behind(tmp_path: Path) -> None
             if repo in cmdline or run_id in cmdline:
                 leftovers.append(cmdline)
     assert leftovers == []
+
+
+def test_stop_ends_an_agent_that_ignores_the_hangup(tmux_server: Tmux, git_repo: Path) -> None:
+    from pairloop.lifecycle import stop_run
+
+    run = start_sims(tmux_server, git_repo, PAIRLOOP_SIM_IGNORE_HUP="1")
+    pids = tmux_server.pane_pids(run.session)
+    assert len(pids) == 3
+    assert stop_run(tmux_server, run)
+    gone = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            gone.append(stat.rsplit(")", 1)[1].split()[0] == "Z")
+        except OSError:
+            gone.append(True)
+    assert all(gone), "every pane's process ended, the one ignoring SIGHUP included"
