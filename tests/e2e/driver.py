@@ -9,6 +9,7 @@ process tree is caught. Shared by the end-to-end tests and bench/real_tuis.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -287,6 +288,16 @@ class Pair:
         while left and time.monotonic() < deadline:
             time.sleep(0.05)  # a poll with a deadline
             left = self.tagged_processes()
+        if left:
+            # claude has been seen to sit out a hangup while in its trust dialog; `pairloop stop` follows a
+            # hangup with SIGTERM for that reason, and so does this teardown. Only what survives it is a leak.
+            for pid in left:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5.0
+            while left and time.monotonic() < deadline:
+                time.sleep(0.05)
+                left = self.tagged_processes()
         described = []
         for pid in left:
             try:
