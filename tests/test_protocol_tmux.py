@@ -80,8 +80,8 @@ def test_the_governor_pauses_a_pair_that_never_converges(tmux_server: Tmux, git_
     wait_for(lambda: queued_reason(run, review3.message.id, "reviewer").startswith("relay paused"),
              what="round 3 held for the human")
     assert book(run).run_state == "running"
-    status = tmux_server.run("show-options", "-v", "-t", f"={run.session}:", "status-right")[0]
-    assert "PAUSED (more than 2 review rounds without agreement)" in status
+    wait_for(lambda: "PAUSED (more than 2 review rounds without agreement)" in "".join(tmux_server.run(
+        "show-options", "-v", "-t", f"={run.session}:", "status-right")), what="the status line to say so")
 
 
 def test_pause_holds_everything_and_unpause_releases_it_in_order(tmux_server: Tmux, git_repo: Path) -> None:

@@ -335,8 +335,8 @@ def test_a_permission_prompt_reported_by_a_hook_calls_the_human_and_holds_delive
     bridge = run.manifest["bridge_pane"]
     wait_for(lambda: "the worker waits for you: Claude needs your permission" in tmux_server.capture(bridge),
              what="the human called")
-    status = wait_for(lambda: "waiting for you" in tmux_server.run(
-        "show-options", "-v", "-t", f"={run.session}:", "status-right")[0], what="the status line")
+    status = wait_for(lambda: "waiting for you" in "".join(tmux_server.run(
+        "show-options", "-v", "-t", f"={run.session}:", "status-right")), what="the status line")
     assert status
     msg = human_says(run, "worker", "not now")
     wait_for(lambda: queued_reason(run, msg.id, "worker").startswith("dialog on screen (permission prompt"),
