@@ -269,7 +269,7 @@ def _control(run_id: str | None, action: str) -> None:
 @core_errors
 def status(as_json: bool, show_all: bool) -> None:
     """The runs of this repository: session, each agent's role and state, queued and delivered counts."""
-    runs = [r for r in list_runs(here()) if show_all or r.state != "stopped"]
+    runs = [r for r in list_runs(here()) if show_all or not r.stopped]
     statuses = []
     for run in runs:
         try:

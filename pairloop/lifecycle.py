@@ -153,7 +153,7 @@ def wait_until_running(tmux: Tmux, run: Run, timeout: float = 30.0) -> dict[str,
 
 def send_message(run: Run, sender: str, to: tuple[str, ...], body: str, kind: str = "message",
                  fixed: tuple[str, ...] = (), disputed: tuple[str, ...] = ()) -> Message:
-    if run.state == STOPPED:
+    if run.stopped:
         raise PairloopError(f"run {run.id} is stopped; start a new one with `pairloop start`")
     message = Message(new_message_id(), sender, to, body, kind, fixed=fixed, disputed=disputed)
     Message.from_json(message.to_json())  # the same validation the bridge applies
@@ -163,7 +163,7 @@ def send_message(run: Run, sender: str, to: tuple[str, ...], body: str, kind: st
 
 def request_control(run: Run, action: str) -> None:
     """Ask the bridge to pause or unpause the relay: a file in control/, like everything else."""
-    if run.state == STOPPED:
+    if run.stopped:
         raise PairloopError(f"run {run.id} is stopped")
     folder = run.dir / "control"
     folder.mkdir(exist_ok=True, mode=0o700)
@@ -188,7 +188,7 @@ def bridge_running(run: Run) -> bool:
 def stop_run(tmux: Tmux, run: Run, timeout: float = 10.0) -> bool:
     """Mark the run stopped, close its session (the bridge exits on the hangup) and wait for the bridge.
     Returns False when the run was already stopped."""
-    if run.manifest.get("state") == STOPPED:
+    if run.stopped:
         return False
     append_once(run.ledger_path, {"ev": "run", "state": STOPPED, "by": "human"})
     run.mark(STOPPED)
@@ -244,15 +244,11 @@ def wait_for_summary(run: Run, timeout: float) -> bool:
     except (OSError, ValueError):
         return True
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return True  # the pid now belongs to someone else's process: ours is long gone
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
-    return False
+    return True
 
 
 def tmux_for(run: Run) -> Tmux:

@@ -103,19 +103,32 @@ class Run:
         return self.dir / "ledger.jsonl"
 
     def book(self) -> Book:
-        return Book().apply_all(event for _, event in read_events(self.ledger_path))
+        return self.replay()[0]
 
     def protocol(self) -> Protocol:
-        protocol = Protocol()
+        return self.replay()[1]
+
+    def replay(self) -> tuple[Book, Protocol]:
+        """Both views of the ledger from one read of it."""
+        book, protocol = Book(), Protocol()
         for _, event in read_events(self.ledger_path):
+            book.apply(event)
             protocol.apply(event)
-        return protocol
+        return book, protocol
+
+    @property
+    def stopped(self) -> bool:
+        """From run.json alone: cheap enough for every `pairloop send`, whatever the ledger's size."""
+        return self.manifest.get("state") == STOPPED
+
+    def state_given(self, book: Book) -> str:
+        if self.stopped:
+            return STOPPED
+        return AGREED if book.run_state == AGREED else str(self.manifest.get("state", RUNNING))
 
     @property
     def state(self) -> str:
-        if self.manifest.get("state") == STOPPED:
-            return STOPPED
-        return AGREED if self.book().run_state == AGREED else str(self.manifest.get("state", RUNNING))
+        return self.state_given(self.book())
 
     def mark(self, state: str) -> None:
         self.manifest = update_manifest(self.dir, state=state)
@@ -156,7 +169,7 @@ def find_run(repo: Path, run_id: str | None, env: dict[str, str] | None = None, 
         return matches[0]
     if env.get("PAIRLOOP_RUN_DIR"):
         return load_run(Path(env["PAIRLOOP_RUN_DIR"]))
-    candidates = [r for r in runs if r.state != STOPPED] if active else runs
+    candidates = [r for r in runs if not r.stopped] if active else runs
     if not candidates:
         which = "active run" if active else "run"
         raise NoSuchRun(f"no {which} in {repo} (start one with `pairloop start`)")

@@ -14,8 +14,8 @@ from pairloop.runs import STOPPED, Run
 
 
 def run_status(run: Run, tmux: Tmux | None) -> dict[str, Any]:
-    book = run.book()
-    state = run.state
+    book, protocol = run.replay()
+    state = run.state_given(book)
     alive = False
     if tmux is not None and state != STOPPED:
         try:
@@ -39,7 +39,7 @@ def run_status(run: Run, tmux: Tmux | None) -> dict[str, Any]:
         "socket": run.socket_path, "session_alive": alive,
         "bridge": "running" if bridge_running(run) else "not running",
         "messages": len(book.order), "rejected": book.rejected, "agents": agents,
-        **run.protocol().summary(),
+        **protocol.summary(),
     }
 
 
