@@ -24,15 +24,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bridge.tmux import Tmux  # noqa: E402
-from pairloop.lifecycle import StartOptions, send_message, start_run, stop_run, wait_until_running  # noqa: E402
-from pairloop.runs import Run  # noqa: E402
+from bridge.panes.tmux import Tmux  # noqa: E402
+from pairloop.runs.lifecycle import StartOptions, send_message, start_run, stop_run, wait_until_running  # noqa: E402
+from pairloop.runs.store import Run  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def receipt_times(run: Run, role: str) -> dict[str, float]:
-    from bridge.envelope import ids_in
+    from bridge.panes.envelope import ids_in
 
     out: dict[str, float] = {}
     for path in (run.dir / "events" / role).glob("*-prompt.json"):

@@ -3,7 +3,7 @@
     .venv/bin/python bench/summarize.py [--messages 10000] [--rounds 100] [--repeat 5]
 
 The ledger is written the way the bridge writes it: every message received (with the referee's note), queued,
-delivering and delivered; agent state changes; per review round a real checkpoint ref (bridge.checkpoint.snapshot)
+delivering and delivered; agent state changes; per review round a real checkpoint ref (bridge.protocol.checkpoint.snapshot)
 on top of real commits, the worker's fixed/disputed claims and the reviewer's verdict with numbered findings;
 chatter naming the commands the agents ran; the human steering now and then (messages, a verdict, typing in a
 pane, a pause); the governor pausing once; done and agreement at the end. Times `digest.build` alone and the
@@ -29,11 +29,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bridge.checkpoint import changes_between, snapshot  # noqa: E402
-from bridge.protocol import parse_findings  # noqa: E402
-from pairloop import digest  # noqa: E402
-from pairloop.runs import Run  # noqa: E402
-from pairloop.summarize import summarize  # noqa: E402
+from bridge.protocol.checkpoint import changes_between, snapshot  # noqa: E402
+from bridge.protocol.state import parse_findings  # noqa: E402
+from pairloop.runs.store import Run  # noqa: E402
+from pairloop.summary import digest  # noqa: E402
+from pairloop.summary.summarize import summarize  # noqa: E402
 
 TARGET_S = 1.0
 RUN_ID = "20260102-030405-bench"

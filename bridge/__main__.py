@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from bridge.manifest import read_manifest
+from bridge.panes.tmux import Tmux, TmuxError
 from bridge.relay import Bridge, BridgeBusy
-from bridge.tmux import Tmux, TmuxError
+from bridge.rundir.manifest import read_manifest
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.message import Message
+from bridge.rundir.message import Message
 
 QUEUED, DELIVERING, DELIVERED, FAILED = "queued", "delivering", "delivered", "failed"
 SUPPRESSED = "suppressed"  # held back on purpose (a message bouncing back and forth), never delivered

@@ -14,20 +14,20 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from bridge import envelope
 from bridge.book import DELIVERED, DELIVERING, FAILED, QUEUED, SUPPRESSED, Book, Entry
-from bridge.delivery import confirm as confirm_delivery
-from bridge.delivery import deliver
-from bridge.ledger import Ledger, read_events
-from bridge.lookout import Lookout
-from bridge.mailbox import SETTLE_SECONDS, move_aside, scan
-from bridge.manifest import Target, read_manifest, targets
-from bridge.message import Message
-from bridge.referee import Referee
+from bridge.inbox.mailbox import SETTLE_SECONDS, move_aside, scan
+from bridge.panes import envelope
+from bridge.panes.delivery import confirm as confirm_delivery
+from bridge.panes.delivery import deliver
+from bridge.panes.lookout import Lookout
+from bridge.panes.screen import BUSY, DIALOG, DRAFT, EXITED, READY, STARTING, Reading
+from bridge.panes.statusline import status_text
+from bridge.panes.tmux import Tmux, TmuxError
+from bridge.protocol.referee import Referee
 from bridge.report import Reporter, describe
-from bridge.screen import BUSY, DIALOG, DRAFT, EXITED, READY, STARTING, Reading
-from bridge.statusline import status_text
-from bridge.tmux import Tmux, TmuxError
+from bridge.rundir.ledger import Ledger, read_events
+from bridge.rundir.manifest import Target, read_manifest, targets
+from bridge.rundir.message import Message
 
 WAIT_REASONS = {
     BUSY: "target busy",
@@ -127,7 +127,7 @@ class Bridge:
         self.report.line(f"bridge started · {len(self.book.order)} messages in the ledger · {queued} to deliver")
 
     def run(self) -> int:
-        from bridge.watcher import start_watching
+        from bridge.inbox.watcher import start_watching
 
         self.start()
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):

@@ -17,13 +17,13 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from bridge.book import Book
-from bridge.ledger import read_events
-from bridge.message import AGENT_ROLES, partner_of
-from bridge.tmux import Tmux, TmuxError, TmuxMissing
+from bridge.panes.tmux import Tmux, TmuxError, TmuxMissing
+from bridge.rundir.ledger import read_events
+from bridge.rundir.message import AGENT_ROLES, partner_of
 from pairloop import __version__
-from pairloop.config import default_roles, read_config
 from pairloop.errors import MissingTool, PairloopError, UsageProblem
-from pairloop.lifecycle import (
+from pairloop.runs.config import default_roles, read_config
+from pairloop.runs.lifecycle import (
     StartOptions,
     request_control,
     send_message,
@@ -32,7 +32,7 @@ from pairloop.lifecycle import (
     tmux_for,
     wait_until_running,
 )
-from pairloop.runs import Run, find_run, list_runs, repo_root
+from pairloop.runs.store import Run, find_run, list_runs, repo_root
 from pairloop.views import conversation, message_lines, message_record, run_status, status_lines
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -338,7 +338,7 @@ def stop(run_id: str | None) -> None:
 @core_errors
 def summarize(run_id: str | None, llm: str | None, budget: int, quiet: bool) -> None:
     """Write PLAN.md (in the repo) and PR notes (PR_NOTES.md in the run directory) from the ledger and git."""
-    from pairloop.summarize import summarize as write_summary
+    from pairloop.summary.summarize import summarize as write_summary
 
     run = find_run(here(), run_id, active=False)
     result = write_summary(run, llm, budget)
@@ -357,7 +357,7 @@ def summarize(run_id: str | None, llm: str | None, budget: int, quiet: bool) -> 
 @core_errors
 def pr(run_id: str | None, dry_run: bool, update_existing: bool) -> None:
     """Open a draft PR with `gh pr create --draft`, title and body from the run's PR notes."""
-    from pairloop import pr as prs
+    from pairloop.summary import pr as prs
 
     run = find_run(here(), run_id, active=False)
     if dry_run:

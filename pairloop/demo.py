@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bridge.book import QUEUED
-from bridge.tmux import Tmux, TmuxError
-from pairloop.lifecycle import StartOptions, start_run, stop_run, wait_for_summary, wait_until_running
-from pairloop.runs import AGREED, Run, git
+from bridge.panes.tmux import Tmux, TmuxError
+from pairloop.runs.lifecycle import StartOptions, start_run, stop_run, wait_for_summary, wait_until_running
+from pairloop.runs.store import AGREED, Run, git
 from pairloop.views import conversation, message_lines
 
 DEMO_TASK = "Add a greet(name) function in greeting.py, with a test, and get it reviewed."

@@ -9,9 +9,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from pairloop.agents import INSTALL_HINTS, profile
-from pairloop.config import agent_settings, default_roles, read_config
+from pairloop.agents.profiles import INSTALL_HINTS, profile
 from pairloop.errors import PairloopError
+from pairloop.runs.config import agent_settings, default_roles, read_config
 
 MIN_TMUX = (3, 0)
 

@@ -6,11 +6,11 @@ import time
 from typing import Any
 
 from bridge.book import DELIVERED, FAILED, QUEUED, Book, Entry
-from bridge.delivery import read_target
-from bridge.manifest import targets
-from bridge.tmux import Tmux, TmuxError
-from pairloop.lifecycle import bridge_running
-from pairloop.runs import STOPPED, Run
+from bridge.panes.delivery import read_target
+from bridge.panes.tmux import Tmux, TmuxError
+from bridge.rundir.manifest import targets
+from pairloop.runs.lifecycle import bridge_running
+from pairloop.runs.store import STOPPED, Run
 
 
 def run_status(run: Run, tmux: Tmux | None) -> dict[str, Any]:

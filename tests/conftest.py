@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.tmux import Tmux
+from bridge.panes.tmux import Tmux
 
 
 @pytest.fixture(autouse=True)

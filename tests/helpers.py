@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from bridge.book import Book
-from bridge.ledger import read_events
-from bridge.message import Message
-from bridge.tmux import Tmux
-from pairloop.lifecycle import StartOptions, send_message, start_run, wait_until_running
-from pairloop.runs import Run
+from bridge.panes.tmux import Tmux
+from bridge.rundir.ledger import read_events
+from bridge.rundir.message import Message
+from pairloop.runs.lifecycle import StartOptions, send_message, start_run, wait_until_running
+from pairloop.runs.store import Run
 
 
 def start_sims(tmux: Tmux, repo: Path, task: str = "", options: StartOptions | None = None, **env: str) -> Run:

@@ -29,7 +29,7 @@ def test_bridge_never_imports_pairloop() -> None:
 
 
 def test_only_one_module_imports_libtmux() -> None:
-    assert [name for name, mods in sources().items() if "libtmux" in mods] == ["bridge/tmux.py"]
+    assert [name for name, mods in sources().items() if "libtmux" in mods] == ["bridge/panes/tmux.py"]
 
 
 def test_only_the_cli_talks_click() -> None:

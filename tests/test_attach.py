@@ -9,7 +9,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from bridge.tmux import Tmux
+from bridge.panes.tmux import Tmux
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.tmux

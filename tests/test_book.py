@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.book import DELIVERED, DELIVERING, FAILED, QUEUED, Book, Entry
-from bridge.message import Message
+from bridge.rundir.message import Message
 
 
 def received(msg_id: str, seq: int, sender: str = "worker", to: tuple[str, ...] = ("reviewer",),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bridge.tmux import Tmux
+from bridge.panes.tmux import Tmux
 from pairloop.cli import cli
 from tests.conftest import wait_for
 from tests.helpers import delivered, start_sims
@@ -121,7 +121,7 @@ def test_start_send_status_log_stop(tmux_server: Tmux, git_repo: Path, monkeypat
     code, out = invoke("send", "--to", "reviewer", "-", stdin="-- from stdin;\n")
     assert code == 0
     msg_id = out.strip()
-    from pairloop.runs import load_run
+    from pairloop.runs.store import load_run
 
     run = load_run(run_dir)
     wait_for(lambda: delivered(run, msg_id, "reviewer"), what="delivery of the CLI message")
@@ -228,7 +228,7 @@ def test_demo_no_attach_agrees_and_leaves_nothing_behind(tmp_path: Path) -> None
 
 
 def test_stop_ends_an_agent_that_ignores_the_hangup(tmux_server: Tmux, git_repo: Path) -> None:
-    from pairloop.lifecycle import stop_run
+    from pairloop.runs.lifecycle import stop_run
 
     run = start_sims(tmux_server, git_repo, PAIRLOOP_SIM_IGNORE_HUP="1")
     pids = tmux_server.pane_pids(run.session)

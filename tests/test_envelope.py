@@ -1,10 +1,10 @@
-"""bridge.envelope: what the receiving agent sees, and finding our ids again in a submitted prompt."""
+"""bridge.panes.envelope: what the receiving agent sees, and finding our ids again in a submitted prompt."""
 
 from __future__ import annotations
 
 from bridge.book import Entry
-from bridge.envelope import PASTE_LIMIT, header, ids_in, needs_attachment, render, reply_hint
-from bridge.message import Message
+from bridge.panes.envelope import PASTE_LIMIT, header, ids_in, needs_attachment, render, reply_hint
+from bridge.rundir.message import Message
 
 
 def entry(msg_id: str, seq: int, body: str = "hello", sender: str = "worker", kind: str = "message",

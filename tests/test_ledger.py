@@ -1,4 +1,4 @@
-"""bridge.ledger: append-only JSON lines, torn tails skipped, followers resume by offset."""
+"""bridge.rundir.ledger: append-only JSON lines, torn tails skipped, followers resume by offset."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.ledger import Ledger, append_once, read_events
+from bridge.rundir.ledger import Ledger, append_once, read_events
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""bridge.mailbox: scanning the outbox into arrivals and refusals, and moving files aside safely."""
+"""bridge.inbox.mailbox: scanning the outbox into arrivals and refusals, and moving files aside safely."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bridge.mailbox import SETTLE_SECONDS, Arrival, Refusal, Scan, digest, move_aside, scan
-from bridge.message import Message, post
+from bridge.inbox.mailbox import SETTLE_SECONDS, Arrival, Refusal, Scan, digest, move_aside, scan
+from bridge.rundir.message import Message, post
 
 NOT_A_SENDER_FOLDER = "not a sender folder (worker/, reviewer/ or human/)"
 

@@ -1,4 +1,4 @@
-"""bridge.message: validation of decoded JSON, refusals of outbox files, atomic posting, sortable ids."""
+"""bridge.rundir.message: validation of decoded JSON, refusals of outbox files, atomic posting, sortable ids."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bridge.message import (
+from bridge.rundir.message import (
     MAX_FILE_BYTES,
     MalformedMessage,
     Message,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pairloop.notes import left_open, pr_body, render_plan, split_suggestion
-from pairloop.plan import template_text
+from pairloop.summary.notes import left_open, pr_body, render_plan, split_suggestion
+from pairloop.summary.plan import template_text
 
 
 def digest(**over: Any) -> dict[str, Any]:

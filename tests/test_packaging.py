@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from pairloop.plan import template_text
+from pairloop.summary.plan import template_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,8 +23,8 @@ def test_wheel_contents(tmp_path: Path) -> None:
                     "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("pairloop-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("pairloop/PLAN.template.md", "pairloop/cli.py", "pairloop/briefs/worker.md",
-                     "pairloop/briefs/reviewer.md", "bridge/relay.py", "bridge/tmux.py"):
+    for required in ("pairloop/PLAN.template.md", "pairloop/cli.py", "pairloop/agents/briefs/worker.md",
+                     "pairloop/agents/briefs/reviewer.md", "bridge/relay.py", "bridge/panes/tmux.py"):
         assert required in names, required
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "pairloop = pairloop.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from bridge.manifest import write_manifest
-from pairloop.runs import base_commit, create_run_dir
+from bridge.rundir.manifest import write_manifest
+from pairloop.runs.store import base_commit, create_run_dir
 
 TITLE = """Fix "quotes", $(dollars) & `ticks`; it's -fine"""
 BODY = """## Summary

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bridge.manifest import read_manifest, write_manifest
-from pairloop.agents import CLAUDE_RULES, CODEX_RULES, TRUST_DIALOG, LaunchContext, claude_settings, profile
+from bridge.rundir.manifest import read_manifest, write_manifest
+from pairloop.agents.hook import events_from, handle
+from pairloop.agents.hook import main as hook_main
+from pairloop.agents.profiles import CLAUDE_RULES, CODEX_RULES, TRUST_DIALOG, LaunchContext, claude_settings, profile
 from pairloop.cli import cli
-from pairloop.config import agent_settings, default_roles, read_config
 from pairloop.errors import MissingTool, UsageProblem
-from pairloop.hook import events_from, handle
-from pairloop.hook import main as hook_main
+from pairloop.runs.config import agent_settings, default_roles, read_config
 
 
 def ctx(tmp_path: Path, **kw: object) -> LaunchContext:
@@ -45,7 +45,7 @@ def test_claude_settings_allow_only_pairloop_and_hook_every_event(tmp_path: Path
     hooks = settings["hooks"]
     assert set(hooks) == {"UserPromptSubmit", "Stop", "Notification"}
     command = hooks["Stop"][0]["hooks"][0]["command"]
-    assert command == f"{sys.executable} -m pairloop.hook {tmp_path} worker stop"
+    assert command == f"{sys.executable} -m pairloop.agents.hook {tmp_path} worker stop"
     assert "bypass" not in json.dumps(settings).lower()
 
 
@@ -66,7 +66,7 @@ def test_codex_command_line(tmp_path: Path) -> None:
     assert "allow_login_shell=false" in overrides
     assert f"developer_instructions={json.dumps(c.brief)}" in overrides
     notify = next(o for o in overrides if o.startswith("notify="))
-    assert json.loads(notify.removeprefix("notify=")) == [sys.executable, "-m", "pairloop.hook", str(tmp_path),
+    assert json.loads(notify.removeprefix("notify=")) == [sys.executable, "-m", "pairloop.agents.hook", str(tmp_path),
                                                           "worker", "notify"]
     assert argv[-2:] == ["-m", "gpt-5.5"]
     assert not [a for a in argv if "dangerously" in a or "approval" in a or "sandbox" in a]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.protocol import DISPUTED, FIXED, OPEN, PLAN, RESOLVED, WORK, Protocol, parse_findings
+from bridge.protocol.state import DISPUTED, FIXED, OPEN, PLAN, RESOLVED, WORK, Protocol, parse_findings
 
 
 def run(*events: dict[str, Any]) -> Protocol:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.envelope import parse
-from bridge.tmux import Tmux
-from pairloop.lifecycle import StartOptions, request_control, send_message
+from bridge.panes.envelope import parse
+from bridge.panes.tmux import Tmux
+from pairloop.runs.lifecycle import StartOptions, request_control, send_message
 from tests.conftest import wait_for
 from tests.helpers import book, delivered, human_says, ledger, prompts, queued_reason, start_sims
 

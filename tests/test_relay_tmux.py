@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.envelope import PASTE_LIMIT, header, parse
-from bridge.message import Message, new_message_id, post
-from bridge.tmux import Tmux
-from pairloop.lifecycle import StartOptions, send_message
+from bridge.panes.envelope import PASTE_LIMIT, header, parse
+from bridge.panes.tmux import Tmux
+from bridge.rundir.message import Message, new_message_id, post
+from pairloop.runs.lifecycle import StartOptions, send_message
 from tests.conftest import wait_for
 from tests.helpers import (
     book,
@@ -234,7 +234,7 @@ def test_bridge_sigkilled_mid_stream_loses_and_duplicates_nothing(
     wait_for(lambda: all(delivered(run, m, "reviewer") for m in sent), timeout=60, what="all 105 delivered")
 
     received: list[str] = []
-    from bridge.envelope import ids_in
+    from bridge.panes.envelope import ids_in
 
     for prompt in prompts(run, "reviewer"):
         found = [line.split("· id ")[1].split(" ·")[0] for line in prompt.split("\n") if "· id " in line]
@@ -347,7 +347,7 @@ def test_a_custom_agent_declared_in_pairloop_toml_takes_part(tmux_server: Tmux, 
     """Any TUI with a command line, screen markers and a submit key: here the sim, declared as 'mytui'."""
     (git_repo / ".pairloop.toml").write_text(f"""
 [agents.mytui]
-command = [{json.dumps(sys.executable)}, "-m", "pairloop.sim_agent"]
+command = [{json.dumps(sys.executable)}, "-m", "pairloop.agents.sim_agent"]
 submit_key = "Enter"
 input = '^› (?P<text>.*)$'
 ready = ['enter to submit']

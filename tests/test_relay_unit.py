@@ -6,12 +6,12 @@ import io
 from pathlib import Path
 
 from bridge.book import DELIVERING, QUEUED, Entry
-from bridge.manifest import write_manifest
-from bridge.message import Message
+from bridge.panes.screen import DRAFT, Reading
+from bridge.panes.tmux import Tmux
 from bridge.relay import Bridge
-from bridge.screen import DRAFT, Reading
-from bridge.tmux import Tmux
-from pairloop.agents import CLAUDE_RULES
+from bridge.rundir.manifest import write_manifest
+from bridge.rundir.message import Message
+from pairloop.agents.profiles import CLAUDE_RULES
 
 
 def claude_bridge(tmp_path: Path) -> Bridge:

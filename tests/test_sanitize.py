@@ -1,4 +1,4 @@
-"""bridge.sanitize: a message body is pasted as text and must never act as keystrokes."""
+"""bridge.panes.sanitize: a message body is pasted as text and must never act as keystrokes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bridge.sanitize import sanitize
+from bridge.panes.sanitize import sanitize
 
 ALLOWED_CONTROLS = {"\t", "\n"}
 

@@ -1,10 +1,10 @@
-"""bridge.screen: agent state from screen text, with the sim's rules and with rules that use placeholders."""
+"""bridge.panes.screen: agent state from screen text, with the sim's rules and with rules that use placeholders."""
 
 from __future__ import annotations
 
 import pytest
 
-from bridge.screen import (
+from bridge.panes.screen import (
     BUSY,
     DIALOG,
     DRAFT,
@@ -16,7 +16,7 @@ from bridge.screen import (
     classify,
     input_text,
 )
-from pairloop.agents import SIM_RULES
+from pairloop.agents.profiles import SIM_RULES
 
 RULE = "─" * 40
 HEAD = " pairloop sim · worker  (simulated agent: no model, no account)\n\n"

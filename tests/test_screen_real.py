@@ -1,4 +1,4 @@
-"""bridge.screen with pairloop's claude/codex rules on REAL screens of Claude Code 2.1.197 and Codex CLI 0.169.0.
+"""bridge.panes.screen with pairloop's claude/codex rules on REAL screens of Claude Code 2.1.197 and Codex CLI 0.169.0.
 
 Every file in tests/fixtures/screens is one `tmux capture-pane -p -J` of a real TUI (the exact text the bridge
 reads), taken at 100x30 and 200x50 against a local scripted model server; the files are never hand-edited.
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.screen import BUSY, DIALOG, DRAFT, READY, STARTING, ScreenRules, choose_option, classify, input_text
-from pairloop.agents import CLAUDE_RULES, CODEX_RULES, TRUST_DIALOG
+from bridge.panes.screen import BUSY, DIALOG, DRAFT, READY, STARTING, ScreenRules, choose_option, classify, input_text
+from pairloop.agents.profiles import CLAUDE_RULES, CODEX_RULES, TRUST_DIALOG
 
 SCREENS = Path(__file__).parent / "fixtures" / "screens"
 RULES: dict[str, ScreenRules] = {"claude": CLAUDE_RULES, "codex": CODEX_RULES}
@@ -62,7 +62,7 @@ def _key(name: str) -> str:
 
 
 def _screen(path: Path) -> str:
-    # As the bridge reads it (bridge.tmux.Tmux.capture): capture-pane's lines, trailing empty lines dropped.
+    # As the bridge reads it (bridge.panes.tmux.Tmux.capture): capture-pane's lines, trailing empty lines dropped.
     return path.read_text(encoding="utf-8").rstrip("\n")
 
 

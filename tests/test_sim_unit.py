@@ -1,4 +1,4 @@
-"""pairloop.sim_agent.Sim without a terminal: key parsing, receipts, and that its screen agrees with SIM_RULES."""
+"""pairloop.agents.sim_agent.Sim without a terminal: key parsing, receipts, and that its screen agrees with SIM_RULES."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from bridge.book import Entry
-from bridge.envelope import ids_in, render
-from bridge.message import Message
-from bridge.screen import BUSY, DIALOG, DRAFT, READY, Reading, classify
-from pairloop.agents import SIM_RULES
-from pairloop.sim_agent import PASTE_END, PASTE_START, Sim
+from bridge.panes.envelope import ids_in, render
+from bridge.panes.screen import BUSY, DIALOG, DRAFT, READY, Reading, classify
+from bridge.rundir.message import Message
+from pairloop.agents.profiles import SIM_RULES
+from pairloop.agents.sim_agent import PASTE_END, PASTE_START, Sim
 
 LONG = 3600.0  # a turn that never ends during a test
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from bridge.tmux import Tmux
-from pairloop.lifecycle import StartOptions, send_message, stop_run
-from pairloop.runs import Run
-from pairloop.summarize import summarize
+from bridge.panes.tmux import Tmux
+from pairloop.runs.lifecycle import StartOptions, send_message, stop_run
+from pairloop.runs.store import Run
+from pairloop.summary.summarize import summarize
 from tests.conftest import wait_for
 from tests.helpers import book, ledger, queued_reason, start_sims
 
@@ -190,7 +190,7 @@ def governor_stop(tmux: Tmux, repo: Path) -> Run:
 
 
 def digest_of(run: Run) -> dict[str, Any]:
-    from pairloop.digest import build
+    from pairloop.summary.digest import build
 
     return build(run)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bridge.envelope import parse
+from bridge.panes.envelope import parse
 from tests.e2e.agents_install import Agents
 from tests.e2e.homes import Homes, prepare_homes, venv_bin
 from tests.e2e.model_server import Flavor, ModelServer, RecordedRequest

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bridge.envelope import parse
+from bridge.panes.envelope import parse
 from tests.e2e.driver import Pair, unwrap
 from tests.e2e.model_server import shell, text
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from bridge.tmux import Tmux
-from pairloop.lifecycle import StartOptions, stop_run
-from pairloop.llm import _prompt
+from bridge.panes.tmux import Tmux
+from pairloop.runs.lifecycle import StartOptions, stop_run
+from pairloop.summary.llm import _prompt
 from tests.conftest import wait_for
 from tests.e2e.agents_install import Agents
 from tests.e2e.homes import Homes, prepare_homes, venv_bin
@@ -120,7 +120,7 @@ def the_prompt(requests: list[RecordedRequest]) -> str:
 
 def check_prompt(prompt: str, sim_run: SimRun) -> None:
     digest = sim_run.digest
-    # Exactly the digest (the plan text aside), as pairloop.llm builds it: facts, not a transcript.
+    # Exactly the digest (the plan text aside), as pairloop.summary.llm builds it: facts, not a transcript.
     assert prompt.strip() == _prompt(digest).strip()
     assert digest["task"] == TASK and TASK.splitlines()[0] in prompt
     assert [f["id"] for f in digest["findings"]] == ["F2.1"] and '"F2.1"' in prompt

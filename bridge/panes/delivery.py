@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bridge.manifest import Target
-from bridge.screen import BUSY, EXITED, Reading, classify, input_text
-from bridge.tmux import Tmux, TmuxError
+from bridge.panes.screen import BUSY, EXITED, Reading, classify, input_text
+from bridge.panes.tmux import Tmux, TmuxError
+from bridge.rundir.manifest import Target
 
 CONFIRM_SECONDS = 5.0
 RETRY_AFTER_SECONDS = 0.8

@@ -12,4 +12,4 @@ def template_text() -> str:
     packaged = resources.files("pairloop").joinpath(TEMPLATE)
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).resolve().parent.parent / TEMPLATE).read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parents[2] / TEMPLATE).read_text(encoding="utf-8")

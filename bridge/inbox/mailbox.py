@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.message import SENDERS, MalformedMessage, Message, is_candidate, read_message_file
+from bridge.rundir.message import SENDERS, MalformedMessage, Message, is_candidate, read_message_file
 
 
 @dataclass(frozen=True)

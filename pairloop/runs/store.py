@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bridge.book import Book
-from bridge.ledger import read_events
-from bridge.manifest import read_manifest, update_manifest
-from bridge.protocol import Protocol
+from bridge.protocol.state import Protocol
+from bridge.rundir.ledger import read_events
+from bridge.rundir.manifest import read_manifest, update_manifest
 from pairloop.errors import NoSuchRun, UsageProblem
 
 STATE_DIR = ".pairloop"

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bridge.book import Entry
-from bridge.sanitize import sanitize
-from bridge.screen import ENVELOPE_MARK
+from bridge.panes.sanitize import sanitize
+from bridge.panes.screen import ENVELOPE_MARK
 
 # Bodies larger than this are saved as a file and the paste names the file instead.
 PASTE_LIMIT = 16 * 1024

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pairloop.config import agent_settings, read_config
+from pairloop.runs.config import agent_settings, read_config
 
 TIMEOUT = 120.0
 # codex exec offers the model exec_command / write_stdin (a shell) and web_search by default; turn them off.

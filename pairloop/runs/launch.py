@@ -1,4 +1,4 @@
-"""``python -m pairloop.launch RUN_DIR ROLE``: what an agent pane runs first.
+"""``python -m pairloop.runs.launch RUN_DIR ROLE``: what an agent pane runs first.
 
 tmux gives new panes its server's environment, not the caller's, and a command line is visible to every
 user in ``ps``. So ``pairloop start`` leaves the agent's argv and environment in a private file (mode 0600,
@@ -18,7 +18,7 @@ PANE_OWN = ("TMUX", "TMUX_PANE", "TERM")
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m pairloop.launch RUN_DIR ROLE", file=sys.stderr)
+        print("usage: python -m pairloop.runs.launch RUN_DIR ROLE", file=sys.stderr)
         return 2
     spec_path = Path(args[0]) / "launch" / f"{args[1]}.json"
     try:

@@ -1,4 +1,4 @@
-"""``python -m pairloop.hook RUN_DIR ROLE KIND [PAYLOAD]``: what the agents' hooks run.
+"""``python -m pairloop.agents.hook RUN_DIR ROLE KIND [PAYLOAD]``: what the agents' hooks run.
 
 claude runs it from the per-run settings file (payload JSON on stdin); codex runs it as its ``notify`` program
 (payload JSON as the last argument). It turns each payload into one small event file in
@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bridge.manifest import read_manifest, write_manifest
-from bridge.message import write_atomic
+from bridge.rundir.manifest import read_manifest, write_manifest
+from bridge.rundir.message import write_atomic
 
 CODEX_TITLE_PROMPT = "Generate a concise"  # codex's internal title-generation turn also calls notify
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.message import write_atomic
-from bridge.screen import ScreenRules
+from bridge.panes.screen import ScreenRules
+from bridge.rundir.message import write_atomic
 
 MANIFEST = "run.json"
 

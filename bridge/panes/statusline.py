@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bridge.lookout import TargetWatch
-from bridge.manifest import Target
-from bridge.protocol import Protocol
+from bridge.panes.lookout import TargetWatch
+from bridge.protocol.state import Protocol
+from bridge.rundir.manifest import Target
 
 HOOK_WORDS = {"busy": "working", "attention": "waiting for you"}
 SCREEN_WORDS = {"ready": "idle", "dialog": "dialog", "draft": "human typing", "busy": "working"}

@@ -13,18 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.ledger import append_once
-from bridge.manifest import targets, write_manifest
-from bridge.message import Message, new_message_id, post, write_atomic
-from bridge.screen import EXITED, STARTING
-from bridge.tmux import Tmux, TmuxError
-from pairloop.agents import TRUST_DIALOG, AgentProfile, LaunchContext, profile
-from pairloop.briefs import render_brief
-from pairloop.config import agent_settings, read_config
+from bridge.panes.screen import EXITED, STARTING
+from bridge.panes.tmux import Tmux, TmuxError
+from bridge.rundir.ledger import append_once
+from bridge.rundir.manifest import targets, write_manifest
+from bridge.rundir.message import Message, new_message_id, post, write_atomic
+from pairloop.agents.briefs import render_brief
+from pairloop.agents.profiles import TRUST_DIALOG, AgentProfile, LaunchContext, profile
 from pairloop.errors import MissingTool, PairloopError
-from pairloop.plan import template_text
-from pairloop.runs import RUNNING, STOPPED, Run, base_commit, create_run_dir, git, load_run, slug
-from pairloop.workspace import launch, open_workspace
+from pairloop.runs.config import agent_settings, read_config
+from pairloop.runs.store import RUNNING, STOPPED, Run, base_commit, create_run_dir, git, load_run, slug
+from pairloop.runs.workspace import launch, open_workspace
+from pairloop.summary.plan import template_text
 
 ROLES = ("worker", "reviewer")
 
@@ -110,7 +110,7 @@ def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
             fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 json.dump(spec, f)
-            launch(tmux, panes.by_role()[role], [sys.executable, "-m", "pairloop.launch", str(run_dir), role])
+            launch(tmux, panes.by_role()[role], [sys.executable, "-m", "pairloop.runs.launch", str(run_dir), role])
     except BaseException:
         tmux.kill_session(session)
         raise
@@ -132,7 +132,7 @@ def role_spec(prof: AgentProfile, pane: str, ctx: LaunchContext, argv: list[str]
 def wait_until_running(tmux: Tmux, run: Run, timeout: float = 30.0) -> dict[str, str]:
     """Poll until the bridge runs and both agent screens show they are up (ready, busy or a dialog);
     fail if an agent exits."""
-    from bridge.delivery import read_target
+    from bridge.panes.delivery import read_target
 
     deadline = time.monotonic() + timeout
     states: dict[str, str] = {}

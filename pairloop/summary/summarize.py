@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.message import write_atomic
-from pairloop import digest as digests
-from pairloop.notes import DIFF_BUDGET, pr_body, render_plan, title
-from pairloop.plan import template_text
-from pairloop.runs import Run
+from bridge.rundir.message import write_atomic
+from pairloop.runs.store import Run
+from pairloop.summary import digest as digests
+from pairloop.summary.notes import DIFF_BUDGET, pr_body, render_plan, title
+from pairloop.summary.plan import template_text
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def summarize(run: Run, llm: str | None = None, budget: int = DIFF_BUDGET,
     facts = digests.build(run)
     prose, warning = "", ""
     if llm:
-        from pairloop.llm import LlmFailed, ask_agent
+        from pairloop.summary.llm import LlmFailed, ask_agent
 
         try:
             prose = ask(llm, facts) if ask else ask_agent(llm, facts, Path(run.manifest["repo"]))

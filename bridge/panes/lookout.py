@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.delivery import read_target
-from bridge.manifest import Target
-from bridge.screen import BUSY, DIALOG, READY, STARTING, Reading, choose_option
-from bridge.tmux import Tmux, TmuxError
+from bridge.panes.delivery import read_target
+from bridge.panes.screen import BUSY, DIALOG, READY, STARTING, Reading, choose_option
+from bridge.panes.tmux import Tmux, TmuxError
+from bridge.rundir.manifest import Target
 
 # How long an idle-looking screen is overruled by a hook that said a turn started and never said it ended
 # (claude runs no Stop hook when the user interrupts a turn).

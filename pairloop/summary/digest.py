@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from bridge.book import Book
-from bridge.ledger import read_events
-from bridge.protocol import DISPUTED, FIXED, OPEN, RESOLVED, Protocol
-from pairloop.runs import Run, git
+from bridge.protocol.state import DISPUTED, FIXED, OPEN, RESOLVED, Protocol
+from bridge.rundir.ledger import read_events
+from pairloop.runs.store import Run, git
 
 # Commands the agents said they ran: `backticked` spans or "$ " lines that start like a command.
 _COMMAND_START = re.compile(

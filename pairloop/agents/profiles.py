@@ -16,12 +16,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bridge.screen import ScreenRules
+from bridge.panes.screen import ScreenRules
 from pairloop.errors import MissingTool, UsageProblem
 
 TRUST_DIALOG = "trust this folder"
 
-# The sim's screen; pairloop.sim_agent paints exactly these strings.
+# The sim's screen; pairloop.agents.sim_agent paints exactly these strings.
 SIM_RULES = ScreenRules(
     ready=(r"^  \? for shortcuts · enter to submit$",),
     busy=(r"^  ● working… \(\d+s · esc to interrupt\)$",),
@@ -120,7 +120,7 @@ INSTALL_HINTS = {
 
 
 def hook_command(ctx: LaunchContext, kind: str) -> list[str]:
-    return [sys.executable, "-m", "pairloop.hook", str(ctx.run_dir), ctx.role, kind]
+    return [sys.executable, "-m", "pairloop.agents.hook", str(ctx.run_dir), ctx.role, kind]
 
 
 def _sim_args(profile: AgentProfile, ctx: LaunchContext) -> list[str]:
@@ -184,7 +184,7 @@ def _custom_args(profile: AgentProfile, ctx: LaunchContext, brief_arg: str, brie
 
 def builtin(name: str) -> AgentProfile | None:
     if name == "sim":
-        return AgentProfile("sim", (sys.executable, "-m", "pairloop.sim_agent"), "Enter", SIM_RULES, _sim_args,
+        return AgentProfile("sim", (sys.executable, "-m", "pairloop.agents.sim_agent"), "Enter", SIM_RULES, _sim_args,
                             turn_hooks=True, trust_keys=("Enter",))
     if name == "claude":
         # Chosen by its text: newer releases list "No, exit" first, unnumbered, with the cursor on it.

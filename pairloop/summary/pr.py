@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pairloop.errors import MissingTool, PairloopError
-from pairloop.runs import Run, git
+from pairloop.runs.store import Run, git
 
 
 class PrExists(PairloopError):

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bridge.checkpoint import CheckpointError, changes_between, current_tree, snapshot
-from bridge.message import Message
-from bridge.protocol import PLAN, WORK, Limits, Protocol, parse_findings
+from bridge.protocol.checkpoint import CheckpointError, changes_between, current_tree, snapshot
+from bridge.protocol.state import PLAN, WORK, Limits, Protocol, parse_findings
+from bridge.rundir.message import Message
 
 Emit = Callable[[dict[str, Any]], dict[str, Any]]
 Post = Callable[[str, tuple[str, ...], str, str], None]  # (id, recipients, body, kind) from the bridge

@@ -3,7 +3,7 @@
 It behaves like the real ones where the bridge cares: an input line when idle that takes bracketed paste and a
 submit key, a busy footer while it works, an optional startup dialog, and replies through ``pairloop send``.
 It writes a receipt for every submitted prompt into the run's events folder, as the real agents' hooks do.
-The strings it paints are the ones ``pairloop.agents.SIM_RULES`` looks for.
+The strings it paints are the ones ``pairloop.agents.profiles.SIM_RULES`` looks for.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.envelope import Parsed, parse
-from bridge.message import write_atomic
+from bridge.panes.envelope import Parsed, parse
+from bridge.rundir.message import write_atomic
 
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 IDLE_FOOTER = "? for shortcuts · enter to submit"

@@ -1,0 +1,1 @@
+"""Messages out: tmux (the only libtmux import), screen rules, agent state, delivery, envelopes."""

@@ -1,0 +1,1 @@
+"""The pair protocol: rounds with checkpoints, verdicts and findings, the governor, the referee."""

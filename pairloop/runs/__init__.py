@@ -1,0 +1,1 @@
+"""A run's life: where runs live, start and stop, the tmux layout, the launch file, configuration."""
