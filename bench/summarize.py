@@ -3,7 +3,7 @@
     .venv/bin/python bench/summarize.py [--messages 10000] [--rounds 100] [--repeat 5]
 
 The ledger is written the way the bridge writes it: every message received (with the referee's note), queued,
-delivering and delivered; agent state changes; per review round a real checkpoint ref (bridge.protocol.checkpoint.snapshot)
+delivering and delivered; agent state changes; per review round a real checkpoint ref (checkpoint.snapshot)
 on top of real commits, the worker's fixed/disputed claims and the reviewer's verdict with numbered findings;
 chatter naming the commands the agents ran; the human steering now and then (messages, a verdict, typing in a
 pane, a pause); the governor pausing once; done and agreement at the end. Times `digest.build` alone and the

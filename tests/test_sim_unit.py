@@ -1,4 +1,4 @@
-"""pairloop.agents.sim_agent.Sim without a terminal: key parsing, receipts, and that its screen agrees with SIM_RULES."""
+"""The sim agent without a terminal: key parsing, receipts, and that its screen agrees with SIM_RULES."""
 
 from __future__ import annotations
 
