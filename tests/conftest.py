@@ -1,17 +1,62 @@
-"""Shared fixtures: an isolated HOME and environment for every test, throwaway git repos, private tmux servers."""
+"""Shared fixtures: an isolated HOME and environment for every test, throwaway git repos, private tmux servers.
+
+Every test that starts tmux carries the ``tmux`` marker (a test using the ``tmux_server`` fixture gets it
+here), so ``pytest -m "not tmux and not e2e"`` is a quick loop with no tmux server. A test without the marker
+(or ``e2e``) finds a ``tmux`` on PATH that refuses to run and fails the test, so a missing marker cannot hide."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import time
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+from bridge.deadline import poll
+from bridge.git import git
 from bridge.panes.tmux import Tmux
+
+T = TypeVar("T")
+TMUX_TRAP_VAR = "PAIRLOOP_TEST_TMUX_TRAP"
+REFUSING_TMUX = f"""#!/bin/sh
+echo "tmux refused: this test has no tmux marker (use the tmux_server fixture or pytest.mark.tmux)" >&2
+if [ -n "${TMUX_TRAP_VAR}" ]; then echo "tmux $*" >> "${TMUX_TRAP_VAR}"; fi
+exit 1
+"""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tmux_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.tmux)
+
+
+@pytest.fixture(scope="session")
+def refusing_tmux_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("refusing-tmux")
+    shim = folder / "tmux"
+    shim.write_text(REFUSING_TMUX)
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def tmux_only_when_marked(request: pytest.FixtureRequest, refusing_tmux_dir: Path, tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Unmarked tests get the refusing tmux first on PATH (in process, libtmux finds it too; so does every
+    child); any attempt fails the test at teardown, even when the code under test swallowed the error."""
+    if request.node.get_closest_marker("tmux") or request.node.get_closest_marker("e2e"):
+        yield
+        return
+    trap = tmp_path / "tmux-attempts"
+    monkeypatch.setenv("PATH", f"{refusing_tmux_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}")
+    monkeypatch.setenv(TMUX_TRAP_VAR, str(trap))
+    yield
+    if trap.exists():
+        pytest.fail(f"this test ran tmux without the tmux marker:\n{trap.read_text()}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -36,10 +81,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def git_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    git(repo, "init", "-q", check=True)
     (repo / "README.md").write_text("test repo\n")
-    subprocess.run(["git", "add", "README.md"], cwd=repo, check=True)
-    subprocess.run(["git", "commit", "-q", "-m", "init"], cwd=repo, check=True)
+    git(repo, "add", "README.md", check=True)
+    git(repo, "commit", "-q", "-m", "init", check=True)
     monkeypatch.chdir(repo)
     return repo
 
@@ -72,22 +117,14 @@ def tmux_server() -> Iterator[Tmux]:
     yield tmux
     pids = _pane_pids(tmux)
     tmux.kill_private_server()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not all(_gone(p) for p in pids):
-        time.sleep(0.05)
+    poll(lambda: all(_gone(p) for p in pids), 10, delay=0.05, max_delay=0.05)
     leftover = [p for p in pids if not _gone(p)]
     assert not leftover, f"pane processes outlived their tmux server: {leftover}"
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
+def wait_for(predicate: Callable[[], T | None], timeout: float = 15.0, what: str = "condition") -> T:
     """Poll with a deadline; fail with ``what`` if it never holds."""
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
+    value = poll(predicate, timeout)
+    if not value:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return value
