@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bridge.panes.tmux import Tmux, TmuxError
 from bridge.relay import Bridge, BridgeBusy
-from bridge.rundir.manifest import read_manifest
+from bridge.rundir.manifest import InvalidManifest, read_manifest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,11 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     run_dir: Path = args.run_dir.resolve()
     try:
         manifest = read_manifest(run_dir)
-    except (OSError, ValueError) as exc:
-        print(f"bridge: cannot read the run manifest in {run_dir}: {exc}", file=sys.stderr)
+    except InvalidManifest as exc:
+        print(f"bridge: cannot read the run manifest in {run_dir}: {exc.reason}", file=sys.stderr)
         return 3
     try:
-        tmux = Tmux(socket_path=manifest["tmux"]["socket_path"])
+        tmux = Tmux(socket_path=manifest.tmux.socket_path)
         return Bridge(run_dir, tmux).run()
     except BridgeBusy as exc:
         print(f"bridge: {exc}", file=sys.stderr)

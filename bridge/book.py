@@ -1,15 +1,29 @@
-"""Ledger replay: fold events into what each message is waiting for. Pure; no I/O."""
+"""The book of messages: ledger events folded into what each message is waiting for. Pure; no I/O.
+
+What is still owed to each recipient is indexed as events arrive, so a pass of the relay costs the same with
+10,000 messages in the ledger as with 10."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
+from bridge.rundir.events import (
+    AgentState,
+    AnyEvent,
+    Delivering,
+    Delivery,
+    Received,
+    Rejected,
+    RunState,
+    tag_of,
+)
 from bridge.rundir.message import Message
 
 QUEUED, DELIVERING, DELIVERED, FAILED = "queued", "delivering", "delivered", "failed"
 SUPPRESSED = "suppressed"  # held back on purpose (a message bouncing back and forth), never delivered
+OWED = (QUEUED, DELIVERING)
 
 
 @dataclass
@@ -20,6 +34,7 @@ class Entry:
     deliveries: dict[str, str] = field(default_factory=dict)  # recipient -> state
     reasons: dict[str, str] = field(default_factory=dict)  # recipient -> why it is not delivered yet
     note: str = ""  # what the bridge adds for the receiver (the round's checkpoint, finding ids, ...)
+    topic: str = ""  # for the bridge's notices: what it is about
 
     @property
     def state(self) -> str:
@@ -34,6 +49,11 @@ class Entry:
         return QUEUED
 
 
+def message_of(event: Received) -> Message:
+    return Message(event.id, event.sender, event.to, event.body, event.kind, event.created, event.fixed,
+                   event.disputed)
+
+
 @dataclass
 class Book:
     entries: dict[str, Entry] = field(default_factory=dict)
@@ -41,47 +61,64 @@ class Book:
     run_state: str = "running"
     agent_states: dict[str, str] = field(default_factory=dict)
     rejected: int = 0
+    pastes: dict[str, Delivering] = field(default_factory=dict)  # recipient -> the latest paste made to it
+    # recipient -> the entries still owed to it, oldest first (insertion order is seq order)
+    _owed: dict[str, dict[str, Entry]] = field(default_factory=dict)
+    _counts: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @property
     def next_seq(self) -> int:
         return len(self.order) + 1
 
-    def apply(self, event: dict[str, Any]) -> None:
-        ev = event.get("ev")
-        if ev == "received":
-            msg = Message(
-                event["id"], event["from"], tuple(event["to"]), event["body"],
-                event.get("kind", "message"), float(event.get("created", 0.0)),
-                tuple(event.get("fixed", ())), tuple(event.get("disputed", ())),
-            )
-            if msg.id not in self.entries:
-                self.entries[msg.id] = Entry(msg, int(event["seq"]), str(event.get("digest", "")),
-                                             {t: QUEUED for t in msg.to}, note=str(event.get("note", "")))
-                self.order.append(msg.id)
-        elif ev in (DELIVERING, DELIVERED, FAILED, QUEUED, SUPPRESSED):
-            for msg_id in event.get("ids", []):
+    def apply(self, event: AnyEvent) -> None:
+        if isinstance(event, Received):
+            self._receive(event)
+        elif isinstance(event, Delivery):
+            state = tag_of(event)
+            if isinstance(event, Delivering):
+                self.pastes[event.to] = event
+            for msg_id in event.ids:
                 entry = self.entries.get(msg_id)
-                if entry is not None and entry.deliveries.get(event["to"]) in (QUEUED, DELIVERING):
-                    entry.deliveries[event["to"]] = ev
-                    if "reason" in event:
-                        entry.reasons[event["to"]] = str(event["reason"])
-        elif ev == "run":
-            self.run_state = str(event.get("state", self.run_state))
-        elif ev == "agent":
-            self.agent_states[str(event.get("role"))] = str(event.get("state"))
-        elif ev == "rejected":
+                if entry is not None and entry.deliveries.get(event.to) in OWED:
+                    self._move(entry, event.to, state)
+                    if event.reason:
+                        entry.reasons[event.to] = event.reason
+        elif isinstance(event, RunState):
+            self.run_state = event.state
+        elif isinstance(event, AgentState):
+            self.agent_states[event.role] = event.state
+        elif isinstance(event, Rejected):
             self.rejected += 1
 
-    def apply_all(self, events: Iterable[dict[str, Any]]) -> Book:
+    def _receive(self, event: Received) -> None:
+        if event.id in self.entries:
+            return
+        entry = Entry(message_of(event), event.seq, event.digest, note=event.note, topic=event.topic)
+        self.entries[event.id] = entry
+        self.order.append(event.id)
+        for recipient in entry.message.to:
+            entry.deliveries[recipient] = QUEUED
+            self._owed.setdefault(recipient, {})[entry.message.id] = entry
+            self._counts[(recipient, QUEUED)] += 1
+
+    def _move(self, entry: Entry, recipient: str, state: str) -> None:
+        self._counts[(recipient, entry.deliveries[recipient])] -= 1
+        self._counts[(recipient, state)] += 1
+        entry.deliveries[recipient] = state
+        if state not in OWED:
+            self._owed.get(recipient, {}).pop(entry.message.id, None)
+
+    def apply_all(self, events: Iterable[AnyEvent]) -> Book:
         for event in events:
             self.apply(event)
         return self
 
     def pending(self, recipient: str) -> list[Entry]:
         """Messages still owed to ``recipient``, oldest first."""
-        out = [self.entries[i] for i in self.order
-               if self.entries[i].deliveries.get(recipient) in (QUEUED, DELIVERING)]
-        return sorted(out, key=lambda e: e.seq)
+        return list(self._owed.get(recipient, {}).values())
+
+    def owed(self, recipient: str) -> int:
+        return len(self._owed.get(recipient, {}))
 
     def count(self, recipient: str, state: str) -> int:
-        return sum(1 for e in self.entries.values() if e.deliveries.get(recipient) == state)
+        return self._counts[(recipient, state)]

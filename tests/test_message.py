@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bridge.rundir.files import write_atomic
 from bridge.rundir.message import (
     MAX_FILE_BYTES,
     MalformedMessage,
@@ -20,7 +21,6 @@ from bridge.rundir.message import (
     partner_of,
     post,
     read_message_file,
-    write_atomic,
 )
 
 
@@ -108,7 +108,7 @@ def test_from_json_refuses_non_objects(data: Any) -> None:
 
 
 @pytest.mark.parametrize("msg_id", [None, 5, "", ".hidden", "-dash", "../escape", "has space", "a/b", "x" * 82,
-                                    "ünï"])
+                                    "ünï", "m-1\n", "m-1\r\n"])
 def test_from_json_refuses_bad_ids(msg_id: Any) -> None:
     data = _good(id=msg_id)
     if msg_id is None:
@@ -236,7 +236,7 @@ def test_read_refuses_from_that_disagrees_with_the_folder(outbox: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["has space.json", "-rf.json", "semi;colon.json", "ünï.json", "a$b.json",
-                                  "x" * 117 + ".json"])
+                                  "x" * 117 + ".json", "m-1.json\n"])
 def test_read_refuses_bad_file_names(outbox: Path, name: str) -> None:
     path = _write(outbox / "worker" / name, json.dumps(_good()).encode())
     assert _read_refusal(path, outbox) == "file name has characters outside A-Z a-z 0-9 . _ -"

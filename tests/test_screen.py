@@ -16,6 +16,7 @@ from bridge.panes.screen import (
     classify,
     input_text,
 )
+from bridge.router import Paste, proves_our_paste
 from pairloop.agents.profiles import SIM_RULES
 
 RULE = "─" * 40
@@ -138,13 +139,18 @@ def test_patterns_are_multiline() -> None:
     assert classify(idle(transcript="  said: ● working hard\n"), rules) == Reading(READY)
 
 
-def test_reading_ours_for_our_envelope() -> None:
+def test_our_envelope_in_the_box_is_ours_only_as_the_paste_we_recorded() -> None:
+    """The screen only reads the box; whether its text is ours is proven against the recorded paste."""
     ours = f"{ENVELOPE_MARK} #3 message from worker · id 18f-ab12 · reply: pairloop send \"<text>\""
     reading = classify(idle(ours), SIM_RULES)
     assert reading == Reading(DRAFT, draft=ours)
-    assert reading.ours
-    assert not classify(idle("please [pair] loop"), SIM_RULES).ours
-    assert not Reading(READY).ours
+    recorded = Paste(("18f-ab12",), ours, 3)
+    assert proves_our_paste(reading.draft, recorded)
+    assert not proves_our_paste(reading.draft, None), "no paste recorded: a human's copy of an envelope"
+    assert not proves_our_paste(reading.draft, Paste(("18f-cd34",), ours.replace("18f-ab12", "18f-cd34"), 3))
+    for human in ("please [pair] loop", ENVELOPE_MARK, f"{ENVELOPE_MARK} #3 message from worker", f"see {ours}"):
+        assert not proves_our_paste(classify(idle(human), SIM_RULES).draft, recorded), human
+    assert not proves_our_paste(classify(idle(), SIM_RULES).draft, recorded)
     assert ENVELOPE_MARK == "[pairloop]"
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.panes.screen import BUSY, DIALOG, DRAFT, READY, STARTING, ScreenRules, choose_option, classify, input_text
+from bridge.router import Paste, proves_our_paste
 from pairloop.agents.profiles import CLAUDE_RULES, CODEX_RULES, TRUST_DIALOG
 
 SCREENS = Path(__file__).parent / "fixtures" / "screens"
@@ -103,10 +104,47 @@ def test_idle_screen_has_an_empty_input_box(name: str) -> None:
     assert input_text(_screen(SCREENS / name), RULES[agent]) == ""
 
 
-def test_our_paste_in_codex_reads_as_ours() -> None:
+# The paste behind the "paste-in-box" captures, as the relay records it before pasting: 4 lines.
+PASTE = Paste(("m-7f3a",), ENVELOPE_LINE, 4)
+PASTE_FILES = [n for n in FILES if _key(n).endswith("-paste-in-box")]
+
+
+def _draft(name: str) -> str:
+    return classify(_screen(SCREENS / name), RULES[name.split("-", 1)[0]]).draft
+
+
+def test_every_agent_has_a_paste_in_box_capture() -> None:
+    assert sorted({n.split("-", 1)[0] for n in PASTE_FILES}) == ["claude", "codex"]
+
+
+@pytest.mark.parametrize("name", PASTE_FILES)
+def test_our_paste_in_the_box_is_ours_with_the_recorded_paste(name: str) -> None:
+    rules = RULES[name.split("-", 1)[0]]
+    assert proves_our_paste(_draft(name), PASTE, rules.paste_placeholder)
+
+
+@pytest.mark.parametrize("name", PASTE_FILES)
+def test_the_same_box_is_not_ours_without_a_matching_paste(name: str) -> None:
+    rules = RULES[name.split("-", 1)[0]]
+    draft = _draft(name)
+    assert not proves_our_paste(draft, None, rules.paste_placeholder)
+    other = Paste(("m-0000",), ENVELOPE_LINE.replace("#3", "#9").replace("m-7f3a", "m-0000"), 12)
+    assert not proves_our_paste(draft, other, rules.paste_placeholder)
+
+
+def test_claudes_placeholder_is_ours_only_with_our_line_count() -> None:
+    draft = _draft("claude-paste-in-box-100x30.txt")
+    assert draft == "[Pasted text #1 +3 lines]"
+    for lines, ours in [(4, True), (3, True), (5, False), (2, False), (40, False)]:
+        assert proves_our_paste(draft, Paste(("m-7f3a",), ENVELOPE_LINE, lines), CLAUDE_RULES.paste_placeholder) \
+            is ours, lines
+
+
+@pytest.mark.parametrize("agent", ["claude", "codex"])
+def test_a_human_draft_is_never_ours(agent: str) -> None:
     for name in FILES:
-        if _key(name) == "codex-paste-in-box":
-            assert classify(_screen(SCREENS / name), CODEX_RULES).ours
+        if _key(name) == f"{agent}-draft":
+            assert not proves_our_paste(_draft(name), PASTE, RULES[agent].paste_placeholder)
 
 
 # claude 2.1.330's trust dialog (as seen in a canary run): "No, exit" first, unnumbered, with the cursor on it.

@@ -11,6 +11,7 @@ import pytest
 from bridge.book import Entry
 from bridge.panes.envelope import ids_in, render
 from bridge.panes.screen import BUSY, DIALOG, DRAFT, READY, Reading, classify
+from bridge.router import Paste, proves_our_paste
 from bridge.rundir.message import Message
 from pairloop.agents.profiles import SIM_RULES
 from pairloop.agents.sim_agent import PASTE_END, PASTE_START, Sim
@@ -217,7 +218,10 @@ def test_the_receipt_holds_the_exact_pasted_envelope(tmp_path: Path) -> None:
     text = render(entries, {})
     sim = make(tmp_path)
     sim.feed(paste(text))
-    assert look(sim).ours
+    recorded = Paste(("18f-ab12", "t-1"), text.split("\n", 1)[0], text.count("\n") + 1)
+    for width in (60, 100, 200):  # the sim's box shows the first line (cut to the pane) and a count
+        assert proves_our_paste(look(sim, width).draft, recorded), width
+    assert not proves_our_paste(look(sim).draft, Paste(("t-1",), render(entries[1:], {}).split("\n", 1)[0], 2))
     sim.feed("\r")
     assert prompts(tmp_path) == [text]
     assert ids_in(prompts(tmp_path)[0]) == {"18f-ab12", "t-1"}
@@ -278,7 +282,16 @@ def test_typed_text_is_a_draft(tmp_path: Path) -> None:
     sim = make(tmp_path)
     sim.feed("half a thought")
     assert look(sim) == Reading(DRAFT, draft="half a thought")
-    assert not look(sim).ours
+    assert not proves_our_paste(look(sim).draft, Paste(("m1",), "[pairloop] #1 message from human · id m1 ·", 2))
+
+
+def test_a_typed_copy_of_an_envelope_line_is_a_draft_only_the_recorded_paste_can_claim(tmp_path: Path) -> None:
+    line = '[pairloop] #7 message from reviewer · id m-7 · reply: pairloop send "<text>"'
+    sim = make(tmp_path)
+    sim.feed(line)  # typed (or pasted back) by the human
+    assert look(sim) == Reading(DRAFT, draft=line)
+    assert not proves_our_paste(look(sim).draft, None)
+    assert not proves_our_paste(look(sim).draft, Paste(("m-8",), line.replace("m-7", "m-8"), 3))
 
 
 def test_a_multi_line_paste_is_a_draft(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bridge.deadline import poll
 from bridge.panes.screen import BUSY, EXITED, Reading, classify, input_text
 from bridge.panes.tmux import Tmux, TmuxError
 from bridge.rundir.manifest import Target
@@ -46,14 +47,9 @@ def _cleared(tmux: Tmux, target: Target, before: str) -> bool:
     return input_text(screen, target.rules) == ""
 
 
-def _poll(deadline: float, check: Callable[[], str | None]) -> str | None:
-    delay = 0.005
-    while True:
-        found = check()
-        if found or time.monotonic() >= deadline:
-            return found
-        time.sleep(delay)  # a poll with a deadline: the agent reacts on its own clock
-        delay = min(delay * 2, 0.05)
+def _poll(seconds: float, check: Callable[[], str | None]) -> str | None:
+    """The agent reacts on its own clock: look often at first (a submit shows within milliseconds)."""
+    return poll(check, seconds, delay=0.005, max_delay=0.05)
 
 
 def deliver(
@@ -75,7 +71,7 @@ def deliver(
     try:
         if target.rules.submit_after_paste_shows:
             tmux.paste(target.pane, paste_file, buffer)
-            _poll(time.monotonic() + PASTE_SHOWS_SECONDS, lambda: _holds_text(tmux, target))
+            _poll(PASTE_SHOWS_SECONDS, lambda: _holds_text(tmux, target))
             tmux.send_keys(target.pane, target.submit_key)
         else:
             tmux.paste(target.pane, paste_file, buffer, target.submit_key)
@@ -93,6 +89,16 @@ def _holds_text(tmux: Tmux, target: Target) -> str | None:
         return None
 
 
+def submit_again(tmux: Tmux, target: Target, receipt: Callable[[], bool]) -> Outcome:
+    """Our own paste sits unsubmitted in the box (we were stopped between paste and submit): submit it."""
+    try:
+        before = tmux.capture(target.pane)
+        tmux.send_keys(target.pane, target.submit_key)
+    except TmuxError as exc:
+        return Outcome(False, reason=f"paste failed: {exc}")
+    return confirm(tmux, target, receipt, before)
+
+
 def confirm(tmux: Tmux, target: Target, receipt: Callable[[], bool], before: str) -> Outcome:
     """Wait for evidence of the submit; if none comes soon, press the submit key once more (a TUI that has
     only just started may drop the first one: the text then sits in its box), then wait out the deadline."""
@@ -105,14 +111,14 @@ def confirm(tmux: Tmux, target: Target, receipt: Callable[[], bool], before: str
             return None
 
     start = time.monotonic()
-    via = _poll(start + RETRY_AFTER_SECONDS, check)
+    via = _poll(RETRY_AFTER_SECONDS, check)
     if via:
         return Outcome(True, via)
     try:
         tmux.send_keys(target.pane, target.submit_key)
     except TmuxError as exc:
         return Outcome(False, reason=f"submit key failed: {exc}")
-    via = _poll(start + CONFIRM_SECONDS, check)
+    via = _poll(start + CONFIRM_SECONDS - time.monotonic(), check)
     if via:
         return Outcome(True, via)
     return Outcome(False, reason="the input box did not clear after two submit presses")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from bridge.book import Entry
 from bridge.panes.sanitize import sanitize
@@ -27,8 +28,23 @@ def reply_hint(sender: str) -> str:
 
 def header(entry: Entry) -> str:
     msg = entry.message
-    label = _LABELS.get(msg.kind, msg.kind)
+    label = _LABELS.get(msg.kind, msg.kind) + (f" ({entry.topic})" if entry.topic else "")
     return f"{ENVELOPE_MARK} #{entry.seq} {label} from {msg.sender} · id {msg.id} · {reply_hint(msg.sender)}"
+
+
+_INVISIBLE = {ord(c): None for c in "\u200b\u200c\u200d\u2060\ufeff\u00ad"}
+QUOTE = "> "
+
+
+def looks_like_ours(line: str) -> bool:
+    """A line a reader could take for one of pairloop's own (an envelope, a note, the footer)."""
+    return line.translate(_INVISIBLE).lstrip().lower().startswith(ENVELOPE_MARK)
+
+
+def neutralize(text: str) -> str:
+    """Quote every line that looks like pairloop's own, so only the bridge's lines start with the mark: a body
+    can quote an envelope but never forge one. Every other line is left exactly as it was."""
+    return "\n".join(QUOTE + line if looks_like_ours(line) else line for line in text.split("\n"))
 
 
 def render(entries: Sequence[Entry], attachments: dict[str, str], footer: str = "") -> str:
@@ -43,12 +59,16 @@ def render(entries: Sequence[Entry], attachments: dict[str, str], footer: str = 
             size = len(entry.message.body.encode("utf-8"))
             body = f"(the body is {size} bytes, saved as a file: read {path})"
         else:
-            body = sanitize(entry.message.body)
-        note = f"\n{ENVELOPE_MARK} {sanitize(entry.note)}" if entry.note else ""
+            body = neutralize(sanitize(entry.message.body))
+        note = f"\n{ENVELOPE_MARK} {neutralize(sanitize(entry.note))}" if entry.note else ""
         parts.append(f"{header(entry)}\n{body}{note}")
     if footer:
         parts.append(f"{ENVELOPE_MARK} {footer}")
     return "\n\n".join(parts)
+
+
+def attachment_path(folder: Path, msg_id: str) -> Path:
+    return folder / f"{msg_id}.txt"
 
 
 def needs_attachment(entry: Entry) -> bool:
@@ -73,11 +93,17 @@ class Parsed:
     body: str
     note: str
 
+    @property
+    def topic(self) -> str:
+        """What a notice from the bridge is about: "notice (not-done)" → "not-done"."""
+        m = re.fullmatch(r"\S+ \(([\w-]+)\)", self.label)
+        return m[1] if m else ""
+
 
 def parse(prompt: str) -> tuple[list[Parsed], str]:
     """Take a pasted batch apart again: its messages (body, and the bridge's note) and its footer.
 
-    A body line that itself starts with "[pairloop] " would end the body early; pairloop never writes one."""
+    No body line starts with "[pairloop]": render() quotes any that would (see neutralize)."""
     heads = list(_HEADER_LINE.finditer(prompt))
     out: list[Parsed] = []
     footer = ""

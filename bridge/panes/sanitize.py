@@ -24,3 +24,14 @@ def sanitize(body: str) -> str:
     text = body.replace("\r\n", "\n").replace("\r", "\n")
     text = _ESCAPES.sub("", text)
     return _CONTROLS.sub("", text)
+
+
+_SHOWN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def inert(text: str, keep_newlines: bool = False) -> str:
+    """Text for a human's terminal (the bridge pane, `log`, `status`, titles): every control character is shown
+    as a visible escape (ESC as \\x1b) instead of acting on the terminal; nothing is dropped, so a reader can see
+    what was there. Newlines become \\n unless ``keep_newlines``; tabs stay."""
+    shown = _SHOWN.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+    return shown if keep_newlines else shown.replace("\n", "\\n")

@@ -5,10 +5,11 @@ Built with a throwaway index, so the user's index, working tree and branches are
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from bridge.git import GitError, git_out
 
 
 class CheckpointError(Exception):
@@ -22,11 +23,10 @@ class Snapshot:
 
 
 def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False,
-                         env=env, stdin=subprocess.DEVNULL)
-    if out.returncode != 0:
-        raise CheckpointError(f"git {args[0]}: {out.stderr.strip() or out.returncode}")
-    return out.stdout.strip()
+    try:
+        return git_out(repo, *args, env=env)
+    except GitError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def current_tree(repo: Path) -> str:

@@ -8,7 +8,24 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-PLAN, WORK = "plan", "work"
+from bridge.roles import is_agent, partner_of
+from bridge.rundir.events import (
+    AnyEvent,
+    FindingClaims,
+    Limits,
+    Phase,
+    PhaseChanged,
+    ProtocolStarted,
+    Received,
+    Relay,
+    Round,
+    RunState,
+    Suppressed,
+)
+from bridge.rundir.events import Verdict as VerdictEvent
+
+PLAN: Phase = "plan"
+WORK: Phase = "work"
 OPEN, FIXED, DISPUTED, RESOLVED = "open", "fixed", "disputed", "resolved"
 _NUMBERED = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(.*\S)")
 
@@ -28,17 +45,6 @@ def parse_findings(text: str) -> list[str]:
 
 def normalise(body: str) -> str:
     return " ".join(body.lower().split())
-
-
-@dataclass
-class Limits:
-    max_rounds: int = 6
-    max_messages: int = 200
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> Limits:
-        data = data or {}
-        return cls(int(data.get("max_rounds", 6)), int(data.get("max_messages", 200)))
 
 
 @dataclass
@@ -64,7 +70,7 @@ class Verdict:
 
 @dataclass
 class Protocol:
-    phase: str = WORK
+    phase: Phase = WORK
     round: int = 0
     checkpoints: dict[int, dict[str, str]] = field(default_factory=dict)  # round -> ref, commit, tree, phase
     verdicts: list[Verdict] = field(default_factory=list)
@@ -80,50 +86,48 @@ class Protocol:
     last_body: dict[str, str] = field(default_factory=dict)  # sender -> normalised body of its latest message
     run_state: str = ""
 
-    def apply(self, event: dict[str, Any]) -> None:
-        ev = event.get("ev")
-        if ev == "received":
-            if event.get("from") in ("worker", "reviewer"):  # the governor counts what the agents say
+    def apply(self, event: AnyEvent) -> None:
+        if isinstance(event, Received):
+            if is_agent(event.sender):  # the governor counts what the agents say
                 self.messages += 1
-                self.last_body[str(event["from"])] = normalise(str(event.get("body", "")))
-        elif ev == "round":
-            self.round = int(event["round"])
-            self.checkpoints[self.round] = {k: str(event.get(k, "")) for k in ("ref", "commit", "tree", "phase")}
-            if event.get("unchanged"):
+                self.last_body[event.sender] = normalise(event.body)
+        elif isinstance(event, Round):
+            self.round = event.round
+            self.checkpoints[self.round] = {"ref": event.ref, "commit": event.commit, "tree": event.tree,
+                                            "phase": event.phase}
+            if event.unchanged:
                 self.no_change_rounds += 1
-        elif ev == "verdict":
-            self.verdicts.append(Verdict(str(event["id"]), str(event["by"]), str(event["kind"]),
-                                         int(event["round"]), str(event.get("checkpoint", "")),
-                                         str(event.get("tree", "")), str(event.get("phase", self.phase))))
-            for fid, text in event.get("findings", []):
-                self.findings[fid] = Finding(fid, text, int(event["round"]), str(event["by"]))
-            if event["kind"] == "approve":  # an approval settles whatever was still open or disputed
+        elif isinstance(event, VerdictEvent):
+            self.verdicts.append(Verdict(event.id, event.by, event.kind, event.round, event.checkpoint, event.tree,
+                                         event.phase))
+            for fid, text in event.findings:
+                self.findings[fid] = Finding(fid, text, event.round, event.by)
+            if event.kind == "approve":  # an approval settles whatever was still open or disputed
                 for finding in self.findings.values():
                     if finding.status in (OPEN, DISPUTED):
                         finding.status = RESOLVED
-        elif ev == "findings":
-            for fid in event.get("fixed", []):
+        elif isinstance(event, FindingClaims):
+            for fid in event.fixed:
                 if fid in self.findings:
                     self.findings[fid].status = FIXED
-            for fid in event.get("disputed", []):
+            for fid in event.disputed:
                 if fid in self.findings:
                     self.findings[fid].status = DISPUTED
-        elif ev == "phase":
-            self.phase = str(event["phase"])
-        elif ev == "relay":
-            self.paused = str(event.get("reason", "")) if event.get("state") == "paused" else ""
-            self.paused_by = str(event.get("by", "")) if self.paused else ""
-            if event.get("rounds_allowed"):
-                self.rounds_allowed = int(event["rounds_allowed"])
-            if event.get("messages_allowed"):
-                self.messages_allowed = int(event["messages_allowed"])
-        elif ev == "suppressed":
+        elif isinstance(event, PhaseChanged):
+            self.phase = event.phase
+        elif isinstance(event, Relay):
+            paused = event.state == "paused"
+            self.paused = (event.reason or "paused") if paused else ""
+            self.paused_by = event.by if paused else ""
+            self.rounds_allowed = event.rounds_allowed or self.rounds_allowed
+            self.messages_allowed = event.messages_allowed or self.messages_allowed
+        elif isinstance(event, Suppressed):
             self.bounces += 1
-        elif ev == "run":
-            self.run_state = str(event.get("state", ""))
-        elif ev == "protocol":
-            self.phase = str(event.get("phase", self.phase))
-            self.limits = Limits.from_json(event.get("limits"))
+        elif isinstance(event, RunState):
+            self.run_state = event.state
+        elif isinstance(event, ProtocolStarted):
+            self.phase = event.phase
+            self.limits = event.limits
 
     # ---- questions -------------------------------------------------------------------------------------
 
@@ -180,7 +184,7 @@ class Protocol:
     def is_bounce(self, sender: str, body: str) -> bool:
         """The same text back and forth: a repeat of the partner's last message, or of one's own."""
         text = normalise(body)
-        partner = "reviewer" if sender == "worker" else "worker"
+        partner = partner_of(sender)
         return bool(text) and text in (self.last_body.get(partner), self.last_body.get(sender))
 
     def summary(self) -> dict[str, Any]:

@@ -1,16 +1,80 @@
-"""run.json: what the bridge needs to know about a run. ``pairloop`` writes it, the bridge reads it."""
+"""``run.json``, the run's manifest: what the bridge needs to know about a run, and what resuming it needs.
+``pairloop`` writes it at start (and agents' hooks add their session ids); the bridge reads it. Parsing validates:
+a manifest with a field missing or of the wrong type is an :class:`InvalidManifest`, not a KeyError later."""
 
 from __future__ import annotations
 
-import json
+import fcntl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
+
+import msgspec
 
 from bridge.panes.screen import ScreenRules
-from bridge.rundir.message import write_atomic
+from bridge.rundir.events import Limits
+from bridge.rundir.files import write_atomic
 
 MANIFEST = "run.json"
+_LOCK = ".run.json.lock"
+
+
+class InvalidManifest(Exception):
+    """run.json is missing, unreadable or not a valid manifest; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Answer(msgspec.Struct, frozen=True, kw_only=True):
+    """How to answer a dialog the user allowed pairloop to answer: fixed keys, or the option's text to choose."""
+
+    keys: tuple[str, ...] = ()
+    choose: str = ""
+
+
+class RoleSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One role's agent and pane, and the rules for talking to it."""
+
+    agent: str
+    pane: str
+    submit_key: str
+    screen: ScreenRules
+    turn_hooks: bool = False
+    answers: dict[str, Answer] = {}
+    session_id: str | None = None  # the agent's own conversation id, for resuming it
+    model: str | None = None
+    command: str = ""
+
+
+class TmuxPlace(msgspec.Struct, frozen=True, kw_only=True):
+    socket_path: str
+    session: str
+
+
+class ProtocolSettings(msgspec.Struct, frozen=True, kw_only=True):
+    plan: bool = False
+    mirror: bool = True
+    limits: Limits = Limits()
+
+
+class Manifest(msgspec.Struct, frozen=True, kw_only=True):
+    version: int = 1
+    id: str
+    task: str = ""
+    repo: str
+    base_commit: str | None = None
+    created: str = ""
+    state: Literal["running", "stopped"] = "running"
+    yolo: bool = False
+    tmux: TmuxPlace
+    bridge_pane: str = ""
+    on_agreement: tuple[str, ...] = ()  # what the bridge runs once the pair agrees (the summary)
+    protocol: ProtocolSettings = ProtocolSettings()
+    roles: dict[str, RoleSpec] = {}
 
 
 @dataclass(frozen=True)
@@ -24,27 +88,59 @@ class Target:
     rules: ScreenRules
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    data = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError(f"{run_dir / MANIFEST} is not a JSON object")
-    return data
+_decoder = msgspec.json.Decoder(Manifest)
 
 
-def write_manifest(run_dir: Path, data: dict[str, Any]) -> None:
-    write_atomic(run_dir / MANIFEST, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
+def parse_manifest(data: bytes) -> Manifest:
+    try:
+        return _decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidManifest(str(exc)) from None
 
 
-def update_manifest(run_dir: Path, **changes: Any) -> dict[str, Any]:
-    data = read_manifest(run_dir)
-    data.update(changes)
-    write_manifest(run_dir, data)
-    return data
+def read_manifest(run_dir: Path) -> Manifest:
+    try:
+        data = (run_dir / MANIFEST).read_bytes()
+    except OSError as exc:
+        raise InvalidManifest(f"cannot read {MANIFEST}: {exc.strerror}") from None
+    return parse_manifest(data)
 
 
-def targets(manifest: dict[str, Any]) -> dict[str, Target]:
-    out: dict[str, Target] = {}
-    for role, spec in manifest.get("roles", {}).items():
-        out[role] = Target(role, spec["agent"], spec["pane"], spec["submit_key"],
-                           ScreenRules.from_json(spec["screen"]))
-    return out
+def write_manifest(run_dir: Path, manifest: Manifest) -> None:
+    write_atomic(run_dir / MANIFEST, msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n")
+
+
+@contextmanager
+def _locked(run_dir: Path) -> Iterator[None]:
+    with (run_dir / _LOCK).open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def update_manifest(run_dir: Path, change: Callable[[Manifest], Manifest]) -> Manifest:
+    """Read, change and write run.json under a lock, so two writers (a hook, `pairloop stop`) never lose an
+    update of the other's."""
+    with _locked(run_dir):
+        manifest = change(read_manifest(run_dir))
+        write_manifest(run_dir, manifest)
+        return manifest
+
+
+def with_state(state: Literal["running", "stopped"]) -> Callable[[Manifest], Manifest]:
+    return lambda m: msgspec.structs.replace(m, state=state)
+
+
+def with_session_id(role: str, session_id: str) -> Callable[[Manifest], Manifest]:
+    """Keep the agent's conversation id for resuming later; the first one recorded wins."""
+    def change(m: Manifest) -> Manifest:
+        spec = m.roles.get(role)
+        if spec is None or spec.session_id:
+            return m
+        roles = {**m.roles, role: msgspec.structs.replace(spec, session_id=session_id)}
+        return msgspec.structs.replace(m, roles=roles)
+    return change
+
+
+def targets(manifest: Manifest) -> dict[str, Target]:
+    return {role: Target(role, spec.agent, spec.pane, spec.submit_key, spec.screen)
+            for role, spec in manifest.roles.items()}

@@ -12,16 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-AGENT_ROLES = ("worker", "reviewer")
-SENDERS = (*AGENT_ROLES, "human")
-RECIPIENTS = (*AGENT_ROLES, "human")
+from bridge.roles import AGENT_ROLES as AGENT_ROLES  # noqa: PLC0414 (re-exported: roles were spelled here first)
+from bridge.roles import RECIPIENTS as RECIPIENTS  # noqa: PLC0414
+from bridge.roles import SENDERS as SENDERS  # noqa: PLC0414
+from bridge.roles import partner_of as partner_of  # noqa: PLC0414
+from bridge.rundir.files import write_atomic
+
 KINDS = ("message", "task", "review", "approve", "changes", "done")  # what a sender may write
 BRIDGE_KINDS = ("notice", "context")  # what only the bridge itself creates (sender "pairloop")
 
+OUTBOX = "outbox"
 # Message files larger than this are refused outright; bodies over the paste limit become attachments.
 MAX_FILE_BYTES = 4 * 1024 * 1024
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
+# \Z, not $: $ also matches before a final newline, and an id "abc\n" would break its envelope line.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\Z")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}\Z")
 PLAIN_SUFFIXES = (".txt", ".md")
 
 
@@ -36,10 +41,6 @@ class MalformedMessage(Exception):
 def new_message_id() -> str:
     """Sortable by creation time (milliseconds, hex) and unique enough across senders."""
     return f"{time.time_ns() // 1_000_000:x}-{secrets.token_hex(2)}"
-
-
-def partner_of(role: str) -> str:
-    return "reviewer" if role == "worker" else "worker"
 
 
 @dataclass(frozen=True)
@@ -105,25 +106,8 @@ class Message:
         return cls(msg_id, sender, tuple(dict.fromkeys(to)), body, kind, float(created), **refs)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write to a hidden temp file beside ``path`` and rename it in: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+def outbox_dir(run_dir: Path) -> Path:
+    return run_dir / OUTBOX
 
 
 def post(outbox: Path, message: Message) -> Path:

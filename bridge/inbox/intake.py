@@ -1,0 +1,191 @@
+"""What comes into the bridge: message files from the outbox, the agents' hook events, control requests.
+
+Everything here was written by someone else — an agent, a hook, a human — so it is read as untrusted data:
+validated by its owner, and what does not validate is set aside or skipped with the reason."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bridge.book import Book
+from bridge.effects import Effects
+from bridge.inbox.mailbox import SETTLE_SECONDS, Refusal, move_aside, scan
+from bridge.panes.envelope import ids_in
+from bridge.panes.sanitize import inert
+from bridge.protocol.referee import Referee
+from bridge.rundir.agent_events import EVENTS, InvalidAgentEvent, events_dir, read_agent_event
+from bridge.rundir.control import InvalidControl, control_dir, read_control
+from bridge.rundir.events import AnyEvent, HumanTurn, Received, Rejected
+from bridge.rundir.files import private_dir
+from bridge.rundir.message import OUTBOX
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A new message, ready to record: what to record before it, and whether it only bounced back."""
+
+    path: Path
+    received: Received
+    before: Effects
+    bounce: bool
+
+
+@dataclass(frozen=True)
+class Refused:
+    event: Rejected
+
+
+@dataclass
+class Heard:
+    kinds: list[tuple[str, str]] = field(default_factory=list)  # (role, what its hook said)
+    problems: list[str] = field(default_factory=list)
+    effects: Effects = field(default_factory=Effects)
+
+
+class Intake:
+    def __init__(self, run_dir: Path, roles: tuple[str, ...]) -> None:
+        self.run_dir = run_dir
+        self.outbox = run_dir / OUTBOX
+        self.roles = roles
+        self.receipts: dict[str, set[str]] = {role: set() for role in roles}
+        self.seen: set[str] = set()  # hook event files already heard, as "<role>/<name>"
+        self.rescan_at = 0.0  # when to look at the outbox again for a file still being written
+        self._refusals: list[Refusal] = []
+
+    def prepare(self) -> None:
+        for folder in (self.outbox, self.run_dir / EVENTS, control_dir(self.run_dir)):
+            private_dir(folder)
+        for role in self.roles:
+            private_dir(events_dir(self.run_dir, role))
+
+    def watched(self) -> list[Path]:
+        return [self.outbox, self.run_dir / EVENTS, control_dir(self.run_dir)]
+
+    def replayed(self, event: AnyEvent) -> None:
+        if isinstance(event, HumanTurn) and event.event_file:
+            self.seen.add(event.event_file)
+
+    # ---- control requests ------------------------------------------------------------------------------
+
+    def control(self, referee: Referee) -> Effects:
+        """`pairloop pause` / `unpause` leave a file in control/: act on it, then remove it."""
+        fx = Effects()
+        folder = control_dir(self.run_dir)
+        try:
+            names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+        except FileNotFoundError:
+            return fx
+        for name in names:
+            path = folder / name
+            try:
+                action = read_control(path).action
+            except InvalidControl as exc:
+                fx.says.append(f"ignored control file {inert(name)}: {exc.reason}")
+                action = None
+            if action == "pause":
+                fx.add(referee.pause("paused by the human", by="human"))
+            elif action == "unpause":
+                fx.add(referee.unpause())
+                fx.wake += list(self.roles)
+            path.unlink(missing_ok=True)
+        return fx
+
+    # ---- the outbox --------------------------------------------------------------------------------------
+
+    def arrivals(self, book: Book, referee: Referee) -> Iterator[Arrival]:
+        """New messages in the outbox, oldest first. Each is yielded once the one before it has been recorded
+        (the referee's note for a message depends on those before it)."""
+        found = scan(self.outbox)
+        self.rescan_at = time.monotonic() + SETTLE_SECONDS / 2 if found.unsettled else 0.0
+        self._refusals += found.refusals
+        for arrival in found.arrivals:
+            msg = arrival.message
+            known = book.entries.get(msg.id)
+            if known is not None:
+                if known.digest != arrival.digest:
+                    self._refusals.append(Refusal(arrival.path, f"duplicate id {msg.id} with different content"))
+                else:
+                    self.claim(arrival.path)  # recorded before a crash, not yet claimed
+                continue
+            bounce = referee.check_bounce(msg)
+            note, before = ("", Effects()) if bounce else referee.before(msg)
+            yield Arrival(arrival.path, Received(
+                seq=book.next_seq, id=msg.id, sender=msg.sender, to=msg.to, kind=msg.kind,
+                body=msg.body, created=msg.created, digest=arrival.digest, file=arrival.path.name, note=note,
+                fixed=msg.fixed, disputed=msg.disputed), before, bounce)
+
+    def claim(self, path: Path) -> None:
+        # The ledger now holds the whole message. Unlink rather than move it elsewhere: a move out of a
+        # watched folder is an unpaired IN_MOVED_FROM, which watchdog holds back for 0.5 s.
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    def refusals(self) -> list[Refused]:
+        """Set the refused files aside (never deleted: the human may want them) and say why."""
+        out = []
+        pending, self._refusals = self._refusals, []
+        for refusal in pending:
+            try:
+                moved = move_aside(refusal.path, self.run_dir, "rejected")
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                self._refusals.append(refusal)  # try again next pass (a full disk)
+                out.append(Refused(Rejected(file=_rel(refusal.path, self.run_dir),
+                                            reason=f"{refusal.reason}; not moved yet: {exc.strerror}")))
+                continue
+            out.append(Refused(Rejected(file=_rel(refusal.path, self.run_dir), reason=refusal.reason,
+                                        moved_to=_rel(moved, self.run_dir))))
+        return out
+
+    # ---- the agents' hook events -----------------------------------------------------------------------
+
+    def agent_events(self, referee: Referee) -> Heard:
+        """A submitted prompt carrying our envelope ids is a delivery receipt; one without them is a human
+        typing straight into the pane."""
+        heard = Heard()
+        for role in self.roles:
+            folder = events_dir(self.run_dir, role)
+            try:
+                names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+            except FileNotFoundError:
+                continue
+            for name in names:
+                key = f"{role}/{name}"
+                if key in self.seen:
+                    continue
+                self.seen.add(key)
+                try:
+                    event = read_agent_event(folder / name)
+                except InvalidAgentEvent as exc:
+                    heard.problems.append(f"ignored {role} hook event {inert(name)}: {exc.reason}")
+                    continue
+                # A late receipt (codex reports a turn's prompt when the turn ends) says nothing of now.
+                heard.kinds.append((role, "" if event.late else event.event))
+                if event.event == "attention":
+                    heard.effects.alerts.append(f"pairloop: the {role} waits for you: "
+                                                f"{inert(event.message) or 'permission'}")
+                if event.event != "prompt":
+                    continue
+                ids = ids_in(event.prompt)
+                if ids:
+                    self.receipts[role] |= ids
+                elif event.prompt.strip():
+                    heard.effects.add(self._human_turn(role, name, key, event.prompt, referee))
+        return heard
+
+    def _human_turn(self, role: str, name: str, key: str, prompt: str, referee: Referee) -> Effects:
+        fx = Effects([HumanTurn(role=role, text=prompt, event_file=key)],
+                     says=[f"human → {role} (typed in the pane) \"{prompt.strip()[:40]}\""])
+        if referee.settings.mirror:
+            fx.add(referee.mirror(f"turn-{role}-{name.split('-', maxsplit=1)[0]}", (role,), prompt, "message"))
+        return fx
+
+
+def _rel(path: Path, run_dir: Path) -> str:
+    return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else path.name
