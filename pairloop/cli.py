@@ -1,6 +1,7 @@
-"""The command line. Thin: parse, call the core, turn core errors into messages and exit codes.
+"""The command line. Thin: parse, call the core, print what it returns.
 
 Exit codes: 0 ok, 1 failed, 2 usage error, 3 no such run, 4 a needed program (tmux, an agent) is missing.
+Core errors carry their exit code; :class:`PairloopGroup` turns them into click's, one line on stderr.
 """
 
 from __future__ import annotations
@@ -8,20 +9,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
 
-from bridge.book import Book
-from bridge.panes.tmux import Tmux, TmuxError, TmuxMissing
-from bridge.rundir.ledger import read_events
-from bridge.rundir.message import AGENT_ROLES, partner_of
+from bridge import Tmux, TmuxError, TmuxMissing
 from pairloop import __version__
-from pairloop.errors import MissingTool, PairloopError, UsageProblem
+from pairloop.errors import MissingTool, PairloopError
+from pairloop.runs.attach import attach_command, how_to_show, show
 from pairloop.runs.config import default_roles, read_config
 from pairloop.runs.lifecycle import (
     StartOptions,
@@ -32,38 +28,64 @@ from pairloop.runs.lifecycle import (
     tmux_for,
     wait_until_running,
 )
-from pairloop.runs.store import Run, find_run, list_runs, repo_root
-from pairloop.views import conversation, message_lines, message_record, run_status, status_lines
+from pairloop.runs.store import find_run, list_runs, repo_root
+from pairloop.verbs import TO_CHOICES, VERBS, body_of, recipients, run_env, sender_from
+from pairloop.views import log_output, run_status, status_lines
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def fail(message: str, code: int) -> NoReturn:
-    """One clear line on stderr and an exit code of the error's kind; never a traceback."""
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
+_FAILURES: dict[int, type[click.ClickException]] = {}
 
 
-def core_errors(fn: F) -> F:
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+def failure(message: str, exit_code: int) -> click.ClickException:
+    """A core error on its way out: ``Error: <message>`` on stderr and the core error's exit code (which click
+    keeps on the exception's class, hence a class per code)."""
+    if exit_code not in _FAILURES:
+        _FAILURES[exit_code] = type(f"Exit{exit_code}", (click.ClickException,), {"exit_code": exit_code})
+    return _FAILURES[exit_code](message)
+
+
+class PairloopGroup(click.Group):
+    """The one place core errors become the command line's; a command never catches them itself."""
+
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return fn(*args, **kwargs)
-        except TmuxMissing as exc:
-            fail(str(exc), MissingTool.exit_code)
-        except TmuxError as exc:
-            fail(f"tmux: {exc}", 1)
+            return super().invoke(ctx)
         except PairloopError as exc:
-            fail(str(exc), exc.exit_code)
+            raise failure(str(exc), exc.exit_code) from None
+        except TmuxMissing as exc:
+            raise failure(str(exc), MissingTool.exit_code) from None
+        except TmuxError as exc:
+            raise failure(f"tmux: {exc}", PairloopError.exit_code) from None
 
-    return wrapper  # type: ignore[return-value]
 
+class TextCommand(click.Command):
+    """A command whose text may start with '-' (reviewers write findings as bullets: ``- add a test``).
 
-def open_tmux(socket: str | None) -> Tmux:
-    try:
-        return Tmux(socket_name=socket) if socket else Tmux()
-    except TmuxMissing as exc:
-        raise MissingTool(str(exc)) from None
+    Every token that is not one of the command's own options, or an option's value, is text, exactly as if it
+    came after ``--``; a token of just '-' still means standard input. Options keep working before or after the
+    text, and ``--`` still ends them."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value: dict[str, bool] = {}
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option):
+                takes_value |= {name: not (param.is_flag or param.count) for name in param.opts}
+                takes_value |= dict.fromkeys(param.secondary_opts, False)
+        options: list[str] = []
+        texts: list[str] = []
+        tokens = iter(args)
+        for token in tokens:
+            if token == "--":
+                texts.extend(tokens)
+                break
+            name = token.split("=", 1)[0] if token.startswith("--") else token
+            if name not in takes_value:
+                texts.append(token)
+                continue
+            options.append(token)
+            value = next(tokens, None) if takes_value[name] and name == token else None
+            if value is not None:  # the option's value is the next token, whatever it looks like
+                options.append(value)
+        return super().parse_args(ctx, [*options, "--", *texts])
 
 
 def here() -> Path:
@@ -73,7 +95,7 @@ def here() -> Path:
 run_option = click.option("--run", "run_id", envvar="PAIRLOOP_RUN", help="Run id (or a unique prefix).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PairloopGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pairloop")
 def cli() -> None:
     """Agent-to-agent pair programming in the terminal: a worker and a reviewer side by side in tmux,
@@ -102,7 +124,6 @@ def cli() -> None:
 @click.option("--attach/--no-attach", default=True,
               help="Attach to the session (default), or return once both agents are running.")
 @click.option("--socket", envvar="PAIRLOOP_TMUX_SOCKET", help="Use a private tmux server with this socket name.")
-@core_errors
 def start(task: str, worker: str | None, reviewer: str | None, worker_model: str | None,
           reviewer_model: str | None, worker_arg: tuple[str, ...], reviewer_arg: tuple[str, ...], trust: bool,
           yolo: bool, plan: bool | None, mirror: bool, max_rounds: int, max_messages: int, attach: bool,
@@ -116,134 +137,82 @@ def start(task: str, worker: str | None, reviewer: str | None, worker_model: str
         extra_args={"worker": worker_arg, "reviewer": reviewer_arg}, yolo=yolo, trust=trust,
         plan=len(task.strip().splitlines()) > 1 if plan is None else plan, mirror=mirror,
         max_rounds=max_rounds, max_messages=max_messages)
-    tmux = open_tmux(socket)
+    tmux = Tmux(socket_name=socket or None)
     run = start_run(tmux, repo, task, options)
     states = wait_until_running(tmux, run)
     click.echo(f"run {run.id}  session {run.session}")
     for role, state in states.items():
         if state == "dialog":
             click.echo(f"the {role} shows a dialog: answer it in its pane (or start with --trust for folder trust)")
-    if not attach or not sys.stdin.isatty():
-        click.echo(f"watch it: {' '.join(tmux.attach_argv(run.session))}")
-        return
-    inside = os.environ.get("TMUX", "").split(",")[0]
-    if inside and os.path.realpath(inside) == os.path.realpath(run.socket_path):
-        tmux.run("switch-client", "-t", f"={run.session}")  # already inside this tmux: switch, don't nest
-        return
-    # Outside tmux, or inside another tmux server: attach this terminal (nested in the latter case).
-    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
-    sys.stdout.flush()
-    os.execvpe("tmux", tmux.attach_argv(run.session), env)
+    how = how_to_show(run.socket_path, os.environ, wanted=attach, terminal=sys.stdin.isatty())
+    if how == "print":
+        click.echo(f"watch it: {attach_command(tmux, run.session)}")
+    else:
+        show(tmux, run.session, how, os.environ)
 
 
-def _sender() -> str:
-    """Inside an agent pane the environment names the sender; anywhere else it is the human."""
-    role = os.environ.get("PAIRLOOP_ROLE", "")
-    return role if role in AGENT_ROLES and os.environ.get("PAIRLOOP_RUN_DIR") else "human"
-
-
-def _run_for(sender: str, run_id: str | None) -> Run:
-    env = dict(os.environ) if sender != "human" else {k: v for k, v in os.environ.items()
-                                                      if k != "PAIRLOOP_RUN_DIR"}
-    return find_run(here(), run_id, env)
-
-
-def _read_body(text: str) -> str:
-    body = sys.stdin.read() if text == "-" else text
-    if not body.strip():
-        raise UsageProblem("the message is empty")
-    return body
-
-
-def _post(run_id: str | None, to: str | None, text: str, kind: str, *, fixed: tuple[str, ...] = (),
+def _post(verb_name: str, text: str, to: str | None, run_id: str | None, *, fixed: tuple[str, ...] = (),
           disputed: tuple[str, ...] = ()) -> None:
-    sender = _sender()
-    if to is None:
-        if sender == "human":
-            raise UsageProblem("from outside an agent pane, say who it is for: --to worker|reviewer|both")
-        to = partner_of(sender)
-    wanted = ("worker", "reviewer") if to == "both" else (to,)
-    recipients = tuple(r for r in wanted if r != sender)
-    if not recipients:
-        raise UsageProblem(f"the {sender} cannot send a message to itself")
-    body = _read_body(text)
-    message = send_message(_run_for(sender, run_id), sender, recipients, body, kind, fixed, disputed)
-    click.echo(message.id)
+    verb = VERBS[verb_name]
+    sender = sender_from(os.environ)
+    to_roles = recipients(verb, sender, to)
+    body = body_of(text, sys.stdin.read)
+    run = find_run(here(), run_id, run_env(sender, os.environ))
+    click.echo(send_message(run, sender, to_roles, body, verb.kind, fixed, disputed).id)
 
 
-to_option = click.option("--to", type=click.Choice(["worker", "reviewer", "both", "human"]),
+to_option = click.option("--to", type=click.Choice(TO_CHOICES),
                          help="Recipient; inside an agent pane it defaults to the partner.")
 
 
-@cli.command()
+@cli.command(cls=TextCommand)
 @click.argument("text")
 @to_option
 @run_option
-@core_errors
 def send(text: str, to: str | None, run_id: str | None) -> None:
     """Send TEXT (or '-' for stdin) to an agent through the bridge; prints the message id."""
-    _post(run_id, to, text, "message")
+    _post("send", text, to, run_id)
 
 
-def _verdict_target(verb: str) -> str:
-    """Verdicts go to the worker, from the reviewer or (overruling it) from the human."""
-    if _sender() == "worker":
-        raise UsageProblem(f"`pairloop {verb}` is the reviewer's (or the human's) verb; the worker uses "
-                           "`pairloop review` and `pairloop done`")
-    return "worker"
-
-
-def _worker_only(verb: str) -> None:
-    if _sender() != "worker":
-        raise UsageProblem(f"`pairloop {verb}` is the worker's verb (run it in the worker's pane)")
-
-
-@cli.command()
-@click.argument("note", required=False, default="Ready for review.")
+@cli.command(cls=TextCommand)
+@click.argument("note", required=False, default=VERBS["review"].default_text)
 @click.option("--fixed", multiple=True, metavar="ID", help="A finding this round fixes (repeatable).")
 @click.option("--disputed", multiple=True, metavar="ID", help="A finding the worker disputes (repeatable).")
 @run_option
-@core_errors
 def review(note: str, fixed: tuple[str, ...], disputed: tuple[str, ...], run_id: str | None) -> None:
     """Worker: ask for review. The bridge checkpoints the work (commits and working tree) for this round and
     shows the reviewer what changed since the last reviewed checkpoint."""
-    _worker_only("review")
-    _post(run_id, "reviewer", note, "review", fixed=fixed, disputed=disputed)
+    _post("review", note, None, run_id, fixed=fixed, disputed=disputed)
 
 
-@cli.command()
-@click.argument("note", required=False, default="Approved.")
+@cli.command(cls=TextCommand)
+@click.argument("note", required=False, default=VERBS["approve"].default_text)
 @run_option
-@core_errors
 def approve(note: str, run_id: str | None) -> None:
     """Reviewer (or the human, overruling it): approve the current round's checkpoint."""
-    _post(run_id, _verdict_target("approve"), note, "approve")
+    _post("approve", note, None, run_id)
 
 
-@cli.command()
+@cli.command(cls=TextCommand)
 @click.argument("text")
 @run_option
-@core_errors
 def changes(text: str, run_id: str | None) -> None:
     """Reviewer (or the human, overruling it): ask for changes. Numbered lines are separate findings, each
     given a stable id (F<round>.<n>) that later rounds refer to. TEXT may be '-' for stdin."""
-    _post(run_id, _verdict_target("changes"), text, "changes")
+    _post("changes", text, None, run_id)
 
 
-@cli.command()
-@click.argument("note", required=False, default="Done.")
+@cli.command(cls=TextCommand)
+@click.argument("note", required=False, default=VERBS["done"].default_text)
 @run_option
-@core_errors
 def done(note: str, run_id: str | None) -> None:
     """Worker: claim the task is finished. The run completes only when the latest verdict approves the
     current state; otherwise the bridge tells the worker why not."""
-    _worker_only("done")
-    _post(run_id, "reviewer", note, "done")
+    _post("done", note, None, run_id)
 
 
 @cli.command()
 @run_option
-@core_errors
 def pause(run_id: str | None) -> None:
     """Hold all relaying: messages keep queueing, nothing is lost, until `pairloop unpause`."""
     _control(run_id, "pause")
@@ -251,14 +220,13 @@ def pause(run_id: str | None) -> None:
 
 @cli.command()
 @run_option
-@core_errors
 def unpause(run_id: str | None) -> None:
     """Release the relay: queued messages go out in order (also after the governor paused it)."""
     _control(run_id, "unpause")
 
 
 def _control(run_id: str | None, action: str) -> None:
-    run = _run_for(_sender(), run_id)
+    run = find_run(here(), run_id, run_env(sender_from(os.environ), os.environ))
     request_control(run, action)
     click.echo(f"{action} requested for run {run.id}")
 
@@ -266,7 +234,6 @@ def _control(run_id: str | None, action: str) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON document with every run.")
 @click.option("--all", "show_all", is_flag=True, help="Include stopped runs.")
-@core_errors
 def status(as_json: bool, show_all: bool) -> None:
     """The runs of this repository: session, each agent's role and state, queued and delivered counts."""
     runs = [r for r in list_runs(here()) if show_all or not r.stopped]
@@ -274,7 +241,7 @@ def status(as_json: bool, show_all: bool) -> None:
     for run in runs:
         try:
             tmux: Tmux | None = tmux_for(run)
-        except MissingTool:
+        except TmuxMissing:
             tmux = None
         statuses.append(run_status(run, tmux))
     if as_json:
@@ -290,39 +257,18 @@ def status(as_json: bool, show_all: bool) -> None:
 @run_option
 @click.option("-f", "--follow", is_flag=True, help="Keep printing as the conversation goes on.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message (per change, with -f).")
-@core_errors
 def log(run_id: str | None, follow: bool, as_json: bool) -> None:
     """The conversation of a run, from its ledger."""
-    run = find_run(here(), run_id, active=False)
-    book, offset = Book(), 0
-    printed: dict[str, str] = {}
-    while True:
-        for end, event in read_events(run.ledger_path, offset):
-            book.apply(event)
-            offset = end
-        for entry in conversation(book):
-            if printed.get(entry.message.id) == entry.state:
-                continue
-            if entry.message.id in printed and not as_json:
-                click.echo(f"#{entry.seq} {entry.state}")
-            elif as_json:
-                click.echo(json.dumps(message_record(entry), ensure_ascii=False))
-            else:
-                click.echo("\n".join(message_lines(entry)))
-            printed[entry.message.id] = entry.state
-        if not follow or (book.run_state == "stopped"):
-            return
-        time.sleep(0.2)
+    for text in log_output(find_run(here(), run_id, active=False), follow=follow, as_json=as_json):
+        click.echo(text)
 
 
 @cli.command()
 @run_option
-@core_errors
 def stop(run_id: str | None) -> None:
     """Close a run's tmux session, let its bridge exit, and mark it stopped."""
     run = find_run(here(), run_id, active=run_id is None)
-    tmux = tmux_for(run)
-    if stop_run(tmux, run):
+    if stop_run(tmux_for(run), run):
         click.echo(f"stopped run {run.id}")
     else:
         click.echo(f"run {run.id} is already stopped")
@@ -335,7 +281,6 @@ def stop(run_id: str | None) -> None:
 @click.option("--budget", default=400, show_default=True, envvar="PAIRLOOP_DIFF_BUDGET",
               help="Changed lines above which the notes suggest splitting the PR along the rounds.")
 @click.option("--quiet", is_flag=True, help="Do not print the notes.")
-@core_errors
 def summarize(run_id: str | None, llm: str | None, budget: int, quiet: bool) -> None:
     """Write PLAN.md (in the repo) and PR notes (PR_NOTES.md in the run directory) from the ledger and git."""
     from pairloop.summary.summarize import summarize as write_summary
@@ -354,7 +299,6 @@ def summarize(run_id: str | None, llm: str | None, budget: int, quiet: bool) -> 
 @click.option("--dry-run", is_flag=True, help="Print the exact gh command instead of running it.")
 @click.option("--update", "update_existing", is_flag=True,
               help="Replace the title and body of the PR already open for the branch (`gh pr edit`).")
-@core_errors
 def pr(run_id: str | None, dry_run: bool, update_existing: bool) -> None:
     """Open a draft PR with `gh pr create --draft`, title and body from the run's PR notes."""
     from pairloop.summary import pr as prs
@@ -362,19 +306,15 @@ def pr(run_id: str | None, dry_run: bool, update_existing: bool) -> None:
     run = find_run(here(), run_id, active=False)
     if dry_run:
         click.echo((prs.plan_update if update_existing else prs.plan_pr)(run).shell())
-        return
-    if update_existing:
+    elif update_existing:
         click.echo(prs.update(run) or "updated the PR's title and body")
-        return
-    try:
+    else:
         click.echo(prs.create(run))
-    except prs.PrExists as exc:
-        fail(f"{exc}", 1)
 
 
 @cli.command()
-@core_errors
-def doctor() -> None:
+@click.pass_context
+def doctor(ctx: click.Context) -> None:
     """Check tmux, git, the agents (found, version, can start) and gh; say how to fix what is missing.
     Exits 4 when the default pair cannot run."""
     from pairloop.doctor import report, run_checks
@@ -382,7 +322,7 @@ def doctor() -> None:
     lines, ready = report(run_checks(here()))
     click.echo("\n".join(lines))
     if not ready:
-        sys.exit(MissingTool.exit_code)
+        ctx.exit(MissingTool.exit_code)
 
 
 @cli.command()
@@ -390,16 +330,14 @@ def doctor() -> None:
               help="Watch it in tmux (default when run from a terminal) or print the outcome.")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the pair to agree.")
 @click.option("--keep", is_flag=True, help="Keep the throwaway repository afterwards.")
-@core_errors
 def demo(attach: bool | None, timeout: float, keep: bool) -> None:
     """Two simulated agents pair on a built-in task in a throwaway repo. No accounts needed."""
     from pairloop.demo import run_demo
 
     if attach is None:
         attach = sys.stdin.isatty() and sys.stdout.isatty()
-    code = run_demo(attach, timeout, click.echo, keep)
-    if code:
-        fail("the demo pair did not agree in time", code)
+    if run_demo(attach, timeout, click.echo, keep):
+        raise PairloopError("the demo pair did not agree in time")
 
 
 def main() -> None:

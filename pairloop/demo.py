@@ -12,10 +12,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bridge.book import QUEUED
-from bridge.panes.tmux import Tmux, TmuxError
+from bridge import QUEUED, Tmux, TmuxError, child_env, git, poll
 from pairloop.runs.lifecycle import StartOptions, start_run, stop_run, wait_for_summary, wait_until_running
-from pairloop.runs.store import AGREED, Run, git
+from pairloop.runs.store import AGREED, Run
 from pairloop.views import conversation, message_lines
 
 DEMO_TASK = "Add a greet(name) function in greeting.py, with a test, and get it reviewed."
@@ -37,9 +36,12 @@ def make_demo_repo() -> Path:
 def wait_for_outcome(run: Run, timeout: float, on_message: Callable[[list[str]], None] | None = None,
                      stop_early: threading.Event | None = None) -> bool:
     """Poll the ledger until the pair agrees (True) or time runs out (False)."""
-    deadline = time.monotonic() + timeout
     shown = 0
-    while time.monotonic() < deadline and not (stop_early and stop_early.is_set()):
+
+    def outcome() -> str | None:
+        nonlocal shown
+        if stop_early and stop_early.is_set():
+            return "stopped"
         book = run.book()
         entries = conversation(book)
         if on_message is not None:
@@ -47,17 +49,16 @@ def wait_for_outcome(run: Run, timeout: float, on_message: Callable[[list[str]],
             while shown < len(entries) and entries[shown].state != QUEUED:
                 on_message(message_lines(entries[shown])[:3])
                 shown += 1
-        if book.run_state == AGREED:
-            return True
-        time.sleep(0.1)
-    return False
+        return AGREED if book.run_state == AGREED else None
+
+    return poll(outcome, timeout, delay=0.1, max_delay=0.1) == AGREED
 
 
 def run_demo(attach: bool, timeout: float, echo: Callable[[str], None], keep: bool = False) -> int:
     """Exit 0 when the pair agreed within ``timeout`` seconds, 1 otherwise. Cleans up its tmux server."""
     repo = make_demo_repo()
     tmux = Tmux(socket_name=f"pairloop-demo-{os.getpid()}")
-    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+    env = child_env()
     env.setdefault("PAIRLOOP_SIM_WORK_SECONDS", "1.0")
     run: Run | None = None
     try:
@@ -101,8 +102,7 @@ def _watch_attached(tmux: Tmux, run: Run, timeout: float) -> bool:
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
-    subprocess.run(tmux.attach_argv(run.session), env=env, check=False)
+    subprocess.run(tmux.attach_argv(run.session), env=child_env(), check=False)
     detached.set()
     watcher.join(timeout=2)
     return result["agreed"] or run.state == AGREED

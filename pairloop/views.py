@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from bridge.book import DELIVERED, FAILED, QUEUED, Book, Entry
-from bridge.panes.delivery import read_target
-from bridge.panes.tmux import Tmux, TmuxError
-from bridge.rundir.manifest import targets
+from bridge import DELIVERED, FAILED, QUEUED, Book, Entry, Tmux, TmuxError, follow_ledger, inert, read_target, targets
 from pairloop.runs.lifecycle import bridge_running
 from pairloop.runs.store import STOPPED, Run
 
 
 def run_status(run: Run, tmux: Tmux | None) -> dict[str, Any]:
-    book, protocol = run.replay()
+    replayed = run.replay()
+    book, protocol = replayed.book, replayed.protocol
     state = run.state_given(book)
     alive = False
     if tmux is not None and state != STOPPED:
@@ -35,10 +35,11 @@ def run_status(run: Run, tmux: Tmux | None) -> dict[str, Any]:
             "delivered": book.count(role, DELIVERED), "failed": book.count(role, FAILED),
         }
     return {
-        "id": run.id, "state": state, "task": run.manifest.get("task", ""), "session": run.session,
+        "id": run.id, "state": state, "task": run.manifest.task, "session": run.session,
         "socket": run.socket_path, "session_alive": alive,
         "bridge": "running" if bridge_running(run) else "not running",
         "messages": len(book.order), "rejected": book.rejected, "agents": agents,
+        "ledger": replayed.ledger_notes(),
         **protocol.summary(),
     }
 
@@ -48,8 +49,8 @@ def status_lines(status: dict[str, Any]) -> list[str]:
              f"{'' if status['session_alive'] or status['state'] == STOPPED else ' (gone)'}"
              f"  bridge {status['bridge']}"]
     if status["task"]:
-        lines.append(f"  task: {status['task'].splitlines()[0][:100]}")
-    relay = f"PAUSED: {status['relay']['reason']}" if status["relay"]["paused"] else "running"
+        lines.append(f"  task: {inert(status['task'].splitlines()[0][:100])}")
+    relay = f"PAUSED: {inert(status['relay']['reason'])}" if status["relay"]["paused"] else "running"
     gov = status["governor"]
     lines.append(f"  {status['phase']} phase · round {status['round']}/{gov['max_rounds']} · relay {relay} · "
                  f"{len(status['verdicts'])} verdict(s) · {gov['bounces_suppressed']} bounce(s) suppressed")
@@ -58,6 +59,7 @@ def status_lines(status: dict[str, Any]) -> list[str]:
                      f"delivered {a['delivered']}  failed {a['failed']}")
     if status["rejected"]:
         lines.append(f"  {status['rejected']} malformed message file(s) set aside (see `pairloop log`)")
+    lines += [f"  {inert(note)}" for note in status["ledger"]]
     return lines
 
 
@@ -77,8 +79,38 @@ def message_lines(entry: Entry) -> list[str]:
     why = "; ".join(f"{to}: {r}" for to, r in entry.reasons.items() if entry.deliveries.get(to) != DELIVERED)
     state = entry.state + (f" ({why})" if why and entry.state != DELIVERED else "")
     head = f"#{entry.seq} {stamp} {msg.sender} → {', '.join(msg.to)}{kind}  {state}"
-    return [head, *("    " + line for line in msg.body.splitlines())]
+    # What a message says reaches the terminal inert: no escape sequence in a body can act on it.
+    return [inert(head), *("    " + inert(line) for line in msg.body.split("\n"))]
 
 
 def conversation(book: Book) -> list[Entry]:
     return [book.entries[i] for i in book.order]
+
+
+def log_output(run: Run, *, follow: bool = False, as_json: bool = False, interval: float = 0.2,
+               sleep: Callable[[float], None] = time.sleep) -> Iterator[str]:
+    """What `pairloop log` prints: each message once; following, also each later change of a message's state.
+
+    Following has no deadline: it reads on where it left off until the run is stopped (or the reader stops
+    reading)."""
+    book = Book()
+    printed: dict[str, str] = {}  # message id -> the state last shown
+    for part in follow_ledger(run.ledger_path):
+        for event in part.events:
+            book.apply(event)
+        for damaged in part.damaged:
+            yield json.dumps({"ledger": damaged.describe()}) if as_json else inert(damaged.describe())
+        for entry in conversation(book):
+            msg_id, state = entry.message.id, entry.state
+            if printed.get(msg_id) == state:
+                continue
+            if as_json:
+                yield json.dumps(message_record(entry), ensure_ascii=False)
+            elif msg_id in printed:
+                yield f"#{entry.seq} {state}"
+            else:
+                yield "\n".join(message_lines(entry))
+            printed[msg_id] = state
+        if not follow or book.run_state == STOPPED:
+            return
+        sleep(interval)

@@ -7,10 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bridge.book import Book
-from bridge.panes.tmux import Tmux
-from bridge.rundir.ledger import read_events
-from bridge.rundir.message import Message
+from bridge import Book, Message, Tmux, as_dict, events_of
 from pairloop.runs.lifecycle import StartOptions, send_message, start_run, wait_until_running
 from pairloop.runs.store import Run
 
@@ -35,7 +32,7 @@ def prompts(run: Run, role: str) -> list[str]:
 
 
 def ledger(run: Run) -> list[dict[str, Any]]:
-    return [e for _, e in read_events(run.ledger_path)]
+    return [as_dict(e) for e in events_of(run.ledger_path)]
 
 
 def book(run: Run) -> Book:

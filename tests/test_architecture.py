@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,3 +38,87 @@ def test_only_one_module_imports_libtmux() -> None:
 
 def test_only_the_cli_talks_click() -> None:
     assert [name for name, mods in sources().items() if "click" in mods] == ["pairloop/cli.py"]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, by its full dotted name."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def product_sources() -> list[Path]:
+    """The product's side of bridge's face: pairloop, and the helpers its tests drive it with. (The benchmarks
+    use the face too, but one fabricates a long ledger the way only the bridge writes it.)"""
+    return sorted([*(ROOT / "pairloop").rglob("*.py"), ROOT / "tests" / "helpers.py"])
+
+
+def test_the_product_uses_only_bridge_s_public_face() -> None:
+    offenders = {str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p) if m.startswith("bridge."))
+                 for p in product_sources()}
+    assert {name: mods for name, mods in offenders.items() if mods} == {}
+
+
+def face() -> tuple[list[str], set[str], set[str], set[str]]:
+    """bridge's ``__all__``, the names its lazy table loads, the names it imports for the type checker, and the
+    names it binds at once."""
+    tree = ast.parse((ROOT / "bridge" / "__init__.py").read_text())
+    exported: list[str] = []
+    table: set[str] = set()
+    typed: set[str] = set()
+    eager: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            if isinstance(target, ast.Name) and target.id == "__all__":
+                exported += ast.literal_eval(node.value)  # type: ignore[arg-type]
+            elif isinstance(target, ast.Name) and target.id == "_HOME":
+                table = set(ast.literal_eval(node.value))  # type: ignore[arg-type]
+        elif isinstance(node, ast.If):  # if TYPE_CHECKING:
+            typed |= {a.asname or a.name for n in node.body if isinstance(n, ast.ImportFrom) for a in n.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bridge."):
+            eager |= {a.asname or a.name for a in node.names}
+    return exported, table, typed, eager
+
+
+def test_bridge_s_face_is_one_list_of_names() -> None:
+    exported, table, typed, eager = face()
+    assert len(exported) == len(set(exported))
+    assert set(exported) == table | eager
+    assert table == typed, "each lazily loaded name is imported for the type checker too"
+    assert not table & eager
+
+
+def test_bridge_s_own_modules_import_each_other_by_full_path() -> None:
+    """The face is for the product; a bridge module going through it could close an import cycle."""
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "bridge").rglob("*.py")
+                 if p.name != "__init__.py" and "bridge" in imported_modules(p)]
+    assert offenders == []
+
+
+EVERY_MODULE = ("import importlib, pkgutil, types; import bridge; "
+                "[importlib.import_module(m.name) for m in pkgutil.walk_packages(bridge.__path__, 'bridge.')]")
+NO_MODULE_FOR_A_NAME = ("import types, bridge; "
+                        "bad = [n for n in bridge.__all__ if isinstance(getattr(bridge, n), types.ModuleType)]; "
+                        "assert not bad, f'these names give a submodule, not what the face promises: {bad}'")
+
+
+@pytest.mark.parametrize("order", [
+    "from bridge import *; import bridge.__main__",
+    "import bridge.__main__; from bridge import *",
+    f"{EVERY_MODULE}; {NO_MODULE_FOR_A_NAME}",  # a name that is also a submodule's stays the name
+])
+def test_every_name_of_the_face_loads(order: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", order], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_importing_bridge_loads_only_what_it_binds_at_once() -> None:
+    """A hook an agent runs on every turn uses two names of the face; it must not pay for the rest."""
+    lone = "import sys, bridge; print(sorted(m for m in sys.modules if m.startswith('bridge.')))"
+    proc = subprocess.run([sys.executable, "-c", lone], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "['bridge.git']"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pexpect
 import pytest
 
+from bridge.childenv import child_env
 from bridge.panes.tmux import Tmux
 from tests.conftest import wait_for
 
@@ -24,8 +24,7 @@ def clients(tmux: Tmux) -> list[str]:
 
 
 def spawn(argv: list[str], cwd: Path | None = None) -> pexpect.spawn:
-    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
-    child = pexpect.spawn(argv[0], argv[1:], cwd=str(cwd) if cwd else None, env=env, encoding="utf-8",
+    child = pexpect.spawn(argv[0], argv[1:], cwd=str(cwd) if cwd else None, env=child_env(), encoding="utf-8",
                           dimensions=(40, 160), timeout=60)
     return child
 
@@ -50,14 +49,14 @@ def test_start_from_outside_tmux_attaches_the_terminal(tmux_server: Tmux, git_re
     try:
         child.expect("reviewer · sim")
         session = wait_for(lambda: clients(tmux_server), what="an attached client")
-        assert str(session[0]).startswith("pairloop-repo-")  # type: ignore[index]
+        assert str(session[0]).startswith("pairloop-repo-")
         child.sendcontrol("b")
         child.send("d")  # detach: pairloop's job was to attach, the session lives on
         child.expect(pexpect.EOF)
     finally:
         child.close()
     assert child.exitstatus == 0
-    assert tmux_server.has_session(str(session[0]))  # type: ignore[index]
+    assert tmux_server.has_session(str(session[0]))
 
 
 def test_start_from_inside_the_same_tmux_switches_the_client(tmux_server: Tmux, git_repo: Path,

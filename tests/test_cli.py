@@ -6,13 +6,18 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from bridge.panes.tmux import Tmux
-from pairloop.cli import cli
+from bridge import Entry, Tmux, TmuxError, TmuxMissing, read_manifest
+from bridge.git import git_out
+from pairloop.cli import PairloopGroup, cli
+from pairloop.errors import MissingTool, NoSuchRun, PairloopError, UsageProblem
+from pairloop.runs.store import Run
 from tests.conftest import wait_for
 from tests.helpers import delivered, start_sims
 
@@ -113,10 +118,9 @@ def test_start_send_status_log_stop(tmux_server: Tmux, git_repo: Path, monkeypat
     run_dir = git_repo / ".pairloop" / "runs" / run_id
     assert oct(run_dir.stat().st_mode & 0o777) == "0o700"
     assert "/.pairloop/" in (git_repo / ".git" / "info" / "exclude").read_text()
-    manifest = json.loads((run_dir / "run.json").read_text())
-    assert manifest["roles"]["worker"]["agent"] == "sim"
-    assert manifest["base_commit"] == subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True,
-                                                      text=True, check=True).stdout.strip()
+    manifest = read_manifest(run_dir)
+    assert manifest.roles["worker"].agent == "sim"
+    assert manifest.base_commit == git_out(git_repo, "rev-parse", "HEAD")
 
     code, out = invoke("send", "--to", "reviewer", "-", stdin="-- from stdin;\n")
     assert code == 0
@@ -159,7 +163,7 @@ def test_start_send_status_log_stop(tmux_server: Tmux, git_repo: Path, monkeypat
     code, out = invoke("stop")
     assert code == 0
     assert out.strip() == f"stopped run {run_id}"
-    assert not tmux_server.has_session(manifest["tmux"]["session"])
+    assert not tmux_server.has_session(manifest.tmux.session)
     assert json.loads((run_dir / "run.json").read_text())["state"] == "stopped"
 
     code, out = invoke("stop", "--run", run_id)
@@ -179,8 +183,8 @@ def test_send_inside_an_agent_pane_goes_to_the_partner(tmux_server: Tmux, git_re
     assert code == 0
     entry = run.book().entries.get(out.strip()) or wait_for(
         lambda: run.book().entries.get(out.strip()), what="the message in the ledger")
-    assert entry.message.sender == "reviewer"  # type: ignore[union-attr]
-    assert entry.message.to == ("worker",)  # type: ignore[union-attr]
+    assert entry.message.sender == "reviewer"
+    assert entry.message.to == ("worker",)
     code, out = invoke("approve", "ship it", env=env)
     assert code == 0
     wait_for(lambda: out.strip() in run.book().entries, what="the approval in the ledger")
@@ -195,7 +199,7 @@ def test_log_follow_prints_new_messages(tmux_server: Tmux, git_repo: Path) -> No
         code, _ = invoke("send", "--to", "worker", "followed")
         assert code == 0
         assert proc.stdout is not None
-        seen = []
+        seen: list[dict[str, Any]] = []
         while not any(r["state"] == "delivered" for r in seen):
             seen.append(json.loads(proc.stdout.readline()))
         assert [(r["body"], r["state"]) for r in seen][-1] == ("followed", "delivered")
@@ -204,6 +208,7 @@ def test_log_follow_prints_new_messages(tmux_server: Tmux, git_repo: Path) -> No
         proc.wait(timeout=5)
 
 
+@pytest.mark.tmux  # `pairloop demo` starts its own private tmux server
 def test_demo_no_attach_agrees_and_leaves_nothing_behind(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "pairloop", "demo", "--no-attach"], capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path, check=False)
@@ -242,3 +247,96 @@ def test_stop_ends_an_agent_that_ignores_the_hangup(tmux_server: Tmux, git_repo:
         except OSError:
             gone.append(True)
     assert all(gone), "every pane's process ended, the one ignoring SIGHUP included"
+
+
+# ---- the one place errors become exit codes -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("error", "code", "line"), [
+    (NoSuchRun("no run 'x'"), 3, "Error: no run 'x'"),
+    (UsageProblem("say who"), 2, "Error: say who"),
+    (MissingTool("gh is missing"), 4, "Error: gh is missing"),
+    (PairloopError("it failed"), 1, "Error: it failed"),
+    (TmuxMissing("tmux is not installed"), 4, "Error: tmux is not installed"),
+    (TmuxError("no server running"), 1, "Error: tmux: no server running"),
+])
+def test_a_core_error_is_one_line_on_stderr_and_its_exit_code(error: Exception, code: int, line: str) -> None:
+    group = PairloopGroup()
+
+    @group.command()
+    def fails() -> None:
+        raise error
+
+    result = CliRunner().invoke(group, ["fails"])
+    assert (result.exit_code, result.stderr, result.stdout) == (code, line + "\n", "")
+
+
+# ---- text that starts with '-' ------------------------------------------------------------------------
+
+
+def test_leading_dash_text_is_text_not_an_unknown_option(git_repo: Path) -> None:
+    for args in (("send", "--to", "reviewer", "- a bullet"), ("changes", "- add a test"), ("approve", "-ok"),
+                 ("send", "--to", "worker", "--not-an-option")):
+        code, out = invoke(*args)
+        assert (code, "No such option" in out, "no active run" in out) == (3, False, True), args
+
+
+def test_real_options_and_help_still_work_next_to_dash_text(git_repo: Path) -> None:
+    code, out = invoke("changes", "--help")
+    assert code == 0 and "Reviewer (or the human, overruling it): ask for changes." in out
+    code, out = invoke("send", "-h")
+    assert code == 0 and "Send TEXT" in out
+    code, out = invoke("send", "--to", "nobody", "- x")
+    assert code == 2 and "Invalid value for '--to'" in out
+    code, out = invoke("send", "--to", "worker", "- one", "- two")
+    assert code == 2 and "unexpected extra argument" in out
+
+
+def received(run: Run, msg_id: str) -> Entry | None:
+    return run.book().entries.get(msg_id)
+
+
+def test_every_text_verb_takes_text_starting_with_a_dash(tmux_server: Tmux, git_repo: Path) -> None:
+    run = start_sims(tmux_server, git_repo)
+    worker = {"PAIRLOOP_RUN_DIR": str(run.dir), "PAIRLOOP_ROLE": "worker"}
+    reviewer = {"PAIRLOOP_RUN_DIR": str(run.dir), "PAIRLOOP_ROLE": "reviewer"}
+    cases: list[tuple[tuple[str, ...], dict[str, str] | None, str | None, tuple[str, str, tuple[str, ...], str]]] = [
+        (("send", "--to", "reviewer", "- a bullet"), None, None, ("human", "message", ("reviewer",), "- a bullet")),
+        (("send", "- options after", "--to", "worker"), None, None,
+         ("human", "message", ("worker",), "- options after")),
+        (("send", "--to=both", "--", "--to is text after --"), None, None,
+         ("human", "message", ("worker", "reviewer"), "--to is text after --")),
+        (("send", "--to", "worker", "-"), None, "- from stdin\n", ("human", "message", ("worker",), "- from stdin\n")),
+        (("send", "-- two dashes first"), reviewer, None, ("reviewer", "message", ("worker",), "-- two dashes first")),
+        (("review", "--fixed", "F1.1", "- ready: the bullet"), worker, None,
+         ("worker", "review", ("reviewer",), "- ready: the bullet")),
+        (("changes", "- add a test"), reviewer, None, ("reviewer", "changes", ("worker",), "- add a test")),
+        (("changes", "-"), None, "- from stdin", ("human", "changes", ("worker",), "- from stdin")),
+        (("approve", "-- lgtm"), reviewer, None, ("reviewer", "approve", ("worker",), "-- lgtm")),
+        (("approve", "--run", run.id, "- the human overrules"), None, None,
+         ("human", "approve", ("worker",), "- the human overrules")),
+        (("done", "- all green"), worker, None, ("worker", "done", ("reviewer",), "- all green")),
+    ]
+    for args, env, stdin, (sender, kind, to, body) in cases:
+        code, out = invoke(*args, env=env, stdin=stdin)
+        assert code == 0, (args, out)
+        msg_id = out.strip()
+        entry = wait_for(partial(received, run, msg_id), what=f"{args} in the ledger")
+        assert (entry.message.sender, entry.message.kind, entry.message.to, entry.message.body) == (
+            sender, kind, to, body), args
+    review = next(e for e in run.book().entries.values() if e.message.kind == "review")
+    assert review.message.fixed == ("F1.1",)
+
+
+def test_log_follow_ends_when_the_run_is_stopped(tmux_server: Tmux, git_repo: Path) -> None:
+    from pairloop.runs.lifecycle import stop_run
+    from pairloop.views import log_output
+
+    run = start_sims(tmux_server, git_repo)
+    code, out = invoke("send", "--to", "worker", "- followed")
+    assert code == 0
+    wait_for(lambda: delivered(run, out.strip(), "worker"), what="the delivery")
+    stops: list[bool] = []
+    printed = list(log_output(run, follow=True, sleep=lambda _: stops.append(stop_run(tmux_server, run))))
+    assert stops == [True], "it read once, waited once (the run stopped meanwhile), read again and ended"
+    assert printed[0].splitlines()[1:] == ["    - followed"]

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from bridge.rundir.manifest import write_manifest
+from bridge.git import git
+from bridge.rundir.manifest import Manifest, TmuxPlace, write_manifest
 from pairloop.runs.store import base_commit, create_run_dir
 
 TITLE = """Fix "quotes", $(dollars) & `ticks`; it's -fine"""
@@ -104,7 +105,7 @@ class World:
         (self.gh_dir / name).write_text(value)
 
     def git(self, *args: str) -> str:
-        return subprocess.run(["git", *args], cwd=self.repo, capture_output=True, text=True, check=True).stdout
+        return git(self.repo, *args, check=True).stdout
 
 
 def one_error_line(out: subprocess.CompletedProcess[str]) -> str:
@@ -121,14 +122,13 @@ def world(tmp_path: Path, git_repo: Path) -> World:
     """The repo on branch `feature`, pushed with upstream to a local bare origin; a stopped run with PR notes."""
     repo = git_repo
     origin = tmp_path / "origin.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    git(None, "init", "-q", "--bare", str(origin), check=True)
     for args in (["checkout", "-q", "-b", "feature"], ["remote", "add", "origin", str(origin)],
                  ["push", "-q", "-u", "origin", "feature"]):
-        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+        git(repo, *args, check=True)
     run_id, run_dir = create_run_dir(repo)
-    write_manifest(run_dir, {"version": 1, "id": run_id, "task": TITLE, "repo": str(repo),
-                             "base_commit": base_commit(repo), "state": "stopped",
-                             "tmux": {"socket_path": "/nonexistent", "session": "none"}, "roles": {}})
+    write_manifest(run_dir, Manifest(id=run_id, task=TITLE, repo=str(repo), base_commit=base_commit(repo),
+                                     state="stopped", tmux=TmuxPlace(socket_path="/nonexistent", session="none")))
     (run_dir / "PR_NOTES.md").write_text(NOTES, encoding="utf-8")
 
     gh_dir = tmp_path / "gh-double"
@@ -140,8 +140,9 @@ def world(tmp_path: Path, git_repo: Path) -> World:
     gh.chmod(0o755)
     only_git = tmp_path / "only-git"
     only_git.mkdir()
-    git = subprocess.run(["sh", "-c", "command -v git"], capture_output=True, text=True, check=True).stdout.strip()
-    (only_git / "git").symlink_to(git)
+    git_path = subprocess.run(["sh", "-c", "command -v git"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    (only_git / "git").symlink_to(git_path)
     base = {k: v for k, v in os.environ.items() if k not in ("PAIRLOOP_RUN", "PAIRLOOP_REPO")}
     base["GH_DOUBLE_DIR"] = str(gh_dir)
     env = {**base, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}

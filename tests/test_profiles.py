@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bridge.rundir.manifest import read_manifest, write_manifest
+from bridge.rundir.agent_events import AgentEvent
+from bridge.rundir.manifest import Manifest, RoleSpec, TmuxPlace, read_manifest, write_manifest
 from pairloop.agents.hook import events_from, handle
 from pairloop.agents.hook import main as hook_main
 from pairloop.agents.profiles import CLAUDE_RULES, CODEX_RULES, TRUST_DIALOG, LaunchContext, claude_settings, profile
@@ -138,18 +139,19 @@ def test_an_agent_that_is_not_installed_is_a_missing_tool() -> None:
 
 def test_claude_hook_payloads() -> None:
     assert events_from("prompt", {"prompt": "hi", "session_id": "s1"}) == [
-        {"event": "prompt", "prompt": "hi", "session_id": "s1"}]
-    assert events_from("stop", {"session_id": "s1"}) == [{"event": "stop", "session_id": "s1"}]
+        AgentEvent(event="prompt", prompt="hi", session_id="s1", source="prompt")]
+    assert events_from("stop", {"session_id": "s1"}) == [AgentEvent(event="stop", session_id="s1", source="stop")]
     assert events_from("notification", {"notification_type": "permission_prompt", "message": "m"}) == [
-        {"event": "attention", "message": "m"}]
+        AgentEvent(event="attention", message="m", source="notification")]
+    assert events_from("prompt", {"prompt": "hi", "session_id": ["not", "a", "string"]})[0].session_id is None
     assert events_from("notification", {"notification_type": "idle_prompt"}) == []
 
 
 def test_codex_notify_payloads_skip_the_title_turn() -> None:
     turn = {"type": "agent-turn-complete", "thread-id": "t1", "input-messages": ["first", "[pairloop] #2 …"]}
     assert events_from("notify", turn) == [
-        {"event": "prompt", "prompt": "[pairloop] #2 …", "session_id": "t1", "late": True},
-        {"event": "stop", "session_id": "t1"}]
+        AgentEvent(event="prompt", prompt="[pairloop] #2 …", session_id="t1", late=True, source="notify"),
+        AgentEvent(event="stop", session_id="t1", source="notify")]
     title = {"type": "agent-turn-complete", "thread-id": "t2",
              "input-messages": ["Generate a concise, single-line task title for …"]}
     assert events_from("notify", title) == []
@@ -159,14 +161,16 @@ def test_codex_notify_payloads_skip_the_title_turn() -> None:
 def test_hook_writes_events_and_records_the_session_once(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     (run_dir / "events" / "reviewer").mkdir(parents=True)
-    write_manifest(run_dir, {"roles": {"reviewer": {"session_id": None}}})
+    write_manifest(run_dir, Manifest(id="r", repo=str(tmp_path), tmux=TmuxPlace(socket_path="", session=""),
+                                     roles={"reviewer": RoleSpec(agent="codex", pane="%1", submit_key="Tab",
+                                                                 screen=CODEX_RULES)}))
     payload = json.dumps({"type": "agent-turn-complete", "thread-id": "thread-9", "input-messages": ["x"]})
     assert hook_main([str(run_dir), "reviewer", "notify", payload]) == 0
     files = sorted(p.name for p in (run_dir / "events" / "reviewer").iterdir())
     assert [f.split("-", 1)[1] for f in files] == ["prompt.json", "stop.json"]
-    assert read_manifest(run_dir)["roles"]["reviewer"]["session_id"] == "thread-9"
+    assert read_manifest(run_dir).roles["reviewer"].session_id == "thread-9"
     handle(run_dir, "reviewer", "notify", payload.replace("thread-9", "thread-10"))
-    assert read_manifest(run_dir)["roles"]["reviewer"]["session_id"] == "thread-9"
+    assert read_manifest(run_dir).roles["reviewer"].session_id == "thread-9"
 
 
 def test_hook_never_fails_the_agent(tmp_path: Path) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from bridge.git import git_out
 from bridge.panes.envelope import parse
 from bridge.panes.tmux import Tmux
 from pairloop.runs.lifecycle import StartOptions, request_control, send_message
@@ -17,9 +17,7 @@ pytestmark = pytest.mark.tmux
 
 
 def refs(repo: Path, run_id: str) -> list[str]:
-    out = subprocess.run(["git", "for-each-ref", "--format=%(refname)", f"refs/pairloop/{run_id}/"], cwd=repo,
-                         capture_output=True, text=True, check=True).stdout
-    return out.split()
+    return git_out(repo, "for-each-ref", "--format=%(refname)", f"refs/pairloop/{run_id}/").split()
 
 
 def events(run_ledger: list[dict[str, object]], ev: str) -> list[dict[str, object]]:
@@ -37,8 +35,7 @@ def test_full_loop_plan_work_review_changes_fix_review_approve_done(tmux_server:
     assert [e["phase"] for e in events(log, "phase")] == ["work"]
     assert refs(git_repo, run.id) == [f"refs/pairloop/{run.id}/round-{n}" for n in (1, 2, 3)]
     rounds = {e["round"]: e for e in events(log, "round")}
-    shown = subprocess.run(["git", "show", "--stat", "--format=%s", str(rounds[3]["ref"])], cwd=git_repo,
-                           capture_output=True, text=True, check=True).stdout
+    shown = git_out(git_repo, "show", "--stat", "--format=%s", str(rounds[3]["ref"]))
     assert "test_greeting.py" in shown, "round 3's checkpoint holds the fix"
     # The reviewer was shown what changed since the last reviewed checkpoint.
     reviewer_prompts = prompts(run, "reviewer")
@@ -50,8 +47,7 @@ def test_full_loop_plan_work_review_changes_fix_review_approve_done(tmux_server:
     assert [(f.id, f.status) for f in protocol.findings.values()] == [("F2.1", "fixed")]
     agreed = events(log, "run")[-1]
     assert agreed["state"] == "agreed" and agreed["round"] == 3
-    plan = subprocess.run(["git", "log", "--format=%s"], cwd=git_repo, capture_output=True, text=True,
-                          check=True).stdout.split("\n")
+    plan = git_out(git_repo, "log", "--format=%s").split("\n")
     assert plan[:3] == ["Add a test for greet()", "Add greet()", "Plan the greeting feature"]
 
 
@@ -60,8 +56,8 @@ def test_done_before_approval_is_refused_and_the_worker_told_why(tmux_server: Tm
     done = send_message(run, "worker", ("reviewer",), "all done", "done")
     wait_for(lambda: events(ledger(run), "done_refused"), what="the refusal")
     notice = wait_for(lambda: [p for p in prompts(run, "worker") if "Not done yet" in p], what="the notice")
-    (msg,), _ = parse(notice[0])  # type: ignore[index]
-    assert (msg.sender, msg.label) == ("pairloop", "notice")
+    (msg,), _ = parse(notice[0])
+    assert (msg.sender, msg.label, msg.topic) == ("pairloop", "notice (not-done)", "not-done")
     assert msg.body == "Not done yet: nothing has been approved yet: ask for review with `pairloop review`."
     assert book(run).run_state == "running"
     wait_for(lambda: delivered(run, done.id, "reviewer"), what="the done still reaching the reviewer")
@@ -74,7 +70,7 @@ def test_the_governor_pauses_a_pair_that_never_converges(tmux_server: Tmux, git_
     protocol = run.protocol()
     assert protocol.paused == "more than 2 review rounds without agreement"
     assert protocol.paused_by == "governor" and protocol.round == 3
-    bridge_pane = tmux_server.capture(run.manifest["bridge_pane"])
+    bridge_pane = tmux_server.capture(run.manifest.bridge_pane)
     assert "relay paused: more than 2 review rounds without agreement" in bridge_pane
     (review3,) = [e for e in book(run).entries.values() if e.message.kind == "review" and "round 3" in e.note]
     wait_for(lambda: queued_reason(run, review3.message.id, "reviewer").startswith("relay paused"),
@@ -117,7 +113,7 @@ def test_a_human_verdict_overrules_the_reviewer(tmux_server: Tmux, git_repo: Pat
     assert worker_saw.note.startswith("the human approves (overruling the reviewer) round 1")
     context = wait_for(lambda: [m for p in prompts(run, "reviewer") for m in parse(p)[0] if m.label == "context"],
                        what="the reviewer told of the human's verdict")
-    assert context[0].body == "For context, the human approved: Good enough, ship it"  # type: ignore[index]
+    assert context[0].body == "For context, the human approved: Good enough, ship it"
 
 
 def test_what_the_human_tells_one_agent_is_mirrored_to_the_other(tmux_server: Tmux, git_repo: Path) -> None:
@@ -128,7 +124,7 @@ def test_what_the_human_tells_one_agent_is_mirrored_to_the_other(tmux_server: Tm
     (context,), _ = parse(got)
     assert (context.sender, context.label, context.body) == (
         "pairloop", "context", "For context, the human told the worker: Use the stdlib only.")
-    pane = run.manifest["roles"]["reviewer"]["pane"]
+    pane = run.manifest.roles["reviewer"].pane
     tmux_server.send_keys(pane, "typed straight into the reviewer", literal=True)
     tmux_server.send_keys(pane, "Enter")
     wait_for(lambda: [p for p in prompts(run, "worker") if "typed straight into the reviewer" in p],

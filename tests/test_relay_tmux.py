@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from bridge.panes.envelope import PASTE_LIMIT, header, parse
 from bridge.panes.tmux import Tmux
 from bridge.rundir.message import Message, new_message_id, post
 from pairloop.runs.lifecycle import StartOptions, send_message
+from pairloop.runs.store import Run
 from tests.conftest import wait_for
 from tests.helpers import (
     book,
@@ -34,6 +36,10 @@ def body_of(prompt: str, msg_id: str) -> str:
     """The body that followed message ``msg_id``'s envelope line in a prompt."""
     messages, _ = parse(prompt)
     return next(m.body for m in messages if m.id == msg_id)
+
+
+def flowing(run: Run, at_least: int) -> bool:
+    return book(run).count("reviewer", "delivered") >= at_least
 
 
 def test_a_message_is_relayed_each_way(tmux_server: Tmux, git_repo: Path) -> None:
@@ -97,7 +103,7 @@ def test_messages_queued_meanwhile_arrive_together_in_order(tmux_server: Tmux, g
 
 def test_human_draft_holds_delivery_until_submitted(tmux_server: Tmux, git_repo: Path) -> None:
     run = start_sims(tmux_server, git_repo)
-    pane = run.manifest["roles"]["worker"]["pane"]
+    pane = run.manifest.roles["worker"].pane
     tmux_server.send_keys(pane, "half typed -- thought", literal=True)
     wait_for(lambda: "› half typed -- thought" in tmux_server.capture(pane), what="draft on screen")
 
@@ -118,7 +124,7 @@ def test_human_draft_holds_delivery_until_submitted(tmux_server: Tmux, git_repo:
 
 def test_human_draft_cleared_releases_delivery(tmux_server: Tmux, git_repo: Path) -> None:
     run = start_sims(tmux_server, git_repo)
-    pane = run.manifest["roles"]["reviewer"]["pane"]
+    pane = run.manifest.roles["reviewer"].pane
     tmux_server.send_keys(pane, "never mind", literal=True)
     wait_for(lambda: "› never mind" in tmux_server.capture(pane), what="draft on screen")
     msg = human_says(run, "reviewer", "hello")
@@ -143,7 +149,7 @@ def test_tricky_bodies_arrive_byte_exact(tmux_server: Tmux, git_repo: Path) -> N
     sent = []
     for body in TRICKY:
         msg = human_says(run, "worker", body)
-        wait_for(lambda m=msg: delivered(run, m.id, "worker"), what=f"delivery of {body[:20]!r}")
+        wait_for(partial(delivered, run, msg.id, "worker"), what=f"delivery of {body[:20]!r}")
         sent.append(msg)
     bodies = {m.id: m.body for prompt in prompts(run, "worker") for m in parse(prompt)[0]}
     for msg in sent:
@@ -219,10 +225,10 @@ def test_bridge_sigkilled_mid_stream_loses_and_duplicates_nothing(
         post(outbox, msg)
         sent.append(msg.id)
         if i in (30, 65):
-            wait_for(lambda n=i: book(run).count("reviewer", "delivered") >= n - 10, what="deliveries flowing")
+            wait_for(partial(flowing, run, i - 10), what="deliveries flowing")
             os.kill(bridge_pid(run), signal.SIGKILL)
             kills += 1
-            wait_for(lambda: tmux_server.pane_info(run.manifest["bridge_pane"]).dead,  # type: ignore[union-attr]
+            wait_for(lambda: tmux_server.pane_info(run.manifest.bridge_pane).dead,  # type: ignore[union-attr]
                      what="the bridge pane to show the kill")
             if i == 65:
                 # messages that arrive while no bridge runs are picked up when it starts
@@ -230,7 +236,7 @@ def test_bridge_sigkilled_mid_stream_loses_and_duplicates_nothing(
                     late = Message(new_message_id(), "human", ("reviewer",), f"while down {j}")
                     post(outbox, late)
                     sent.append(late.id)
-            _restart_bridge(tmux_server, run.dir, run.manifest["bridge_pane"])
+            _restart_bridge(tmux_server, run.dir, run.manifest.bridge_pane)
     wait_for(lambda: all(delivered(run, m, "reviewer") for m in sent), timeout=60, what="all 105 delivered")
 
     received: list[str] = []
@@ -251,10 +257,10 @@ def test_dialog_holds_delivery_and_says_so(tmux_server: Tmux, git_repo: Path) ->
     msg = human_says(run, "worker", "after the dialog")
     reason = "dialog on screen (trust this folder): answer it in the worker pane"
     wait_for(lambda: queued_reason(run, msg.id, "worker") == reason, what="held by the dialog")
-    bridge_screen = tmux_server.capture(run.manifest["bridge_pane"])
+    bridge_screen = tmux_server.capture(run.manifest.bridge_pane)
     assert f"queued: {reason}" in bridge_screen
     assert "pairloop: the worker waits for you: trust this folder (answer it in its pane)" in bridge_screen
-    tmux_server.send_keys(run.manifest["roles"]["worker"]["pane"], "Enter")  # the human answers it
+    tmux_server.send_keys(run.manifest.roles["worker"].pane, "Enter")  # the human answers it
     wait_for(lambda: delivered(run, msg.id, "worker"), what="delivery after the dialog")
     (got,) = prompts(run, "worker")
     assert body_of(got, msg.id) == "after the dialog"
@@ -262,7 +268,7 @@ def test_dialog_holds_delivery_and_says_so(tmux_server: Tmux, git_repo: Path) ->
 
 def test_a_dead_agent_pane_keeps_messages_queued_and_reported(tmux_server: Tmux, git_repo: Path) -> None:
     run = start_sims(tmux_server, git_repo)
-    pane = run.manifest["roles"]["reviewer"]["pane"]
+    pane = run.manifest.roles["reviewer"].pane
     tmux_server.send_keys(pane, "C-d")  # the sim quits on C-d at an empty prompt
     wait_for(lambda: tmux_server.pane_info(pane).dead, what="the reviewer to exit")  # type: ignore[union-attr]
     msg = human_says(run, "reviewer", "anyone there?")
@@ -276,7 +282,7 @@ def test_a_dead_agent_pane_keeps_messages_queued_and_reported(tmux_server: Tmux,
 def test_agent_panes_inherit_the_start_environment(tmux_server: Tmux, git_repo: Path) -> None:
     run = start_sims(tmux_server, git_repo, PAIRLOOP_TEST_MARKER="from-the-caller")
     for role in ("worker", "reviewer"):
-        info = tmux_server.pane_info(run.manifest["roles"][role]["pane"])
+        info = tmux_server.pane_info(run.manifest.roles[role].pane)
         assert info is not None
         environ = Path(f"/proc/{info.pid}/environ").read_bytes().split(b"\0")
         env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
@@ -318,11 +324,11 @@ def test_a_composer_that_never_clears_is_retried_once_then_failed_loudly(tmux_se
              what="the failure")
     entry = book(run).entries[msg.id]
     assert entry.reasons["reviewer"] == "the input box did not clear after two submit presses"
-    bridge_screen = tmux_server.capture(run.manifest["bridge_pane"])
+    bridge_screen = tmux_server.capture(run.manifest.bridge_pane)
     assert 'human → reviewer  #1 "will not go through" FAILED: the input box did not clear' in bridge_screen
     sends = [e for e in ledger(run) if e["ev"] == "delivering" and msg.id in e["ids"]]
     assert len(sends) == 1, "one paste; the retry is one more submit press, never a second paste"
-    pane = run.manifest["roles"]["reviewer"]["pane"]
+    pane = run.manifest.roles["reviewer"].pane
     assert "› [pairloop] #1 message from human" in tmux_server.capture(pane), "the text stays for the human to see"
 
 
@@ -332,7 +338,7 @@ def test_a_permission_prompt_reported_by_a_hook_calls_the_human_and_holds_delive
     run = start_sims(tmux_server, git_repo)
     event = run.dir / "events" / "worker" / "9999999999999999999-attention.json"
     event.write_text('{"event": "attention", "message": "Claude needs your permission"}')
-    bridge = run.manifest["bridge_pane"]
+    bridge = run.manifest.bridge_pane
     wait_for(lambda: "the worker waits for you: Claude needs your permission" in tmux_server.capture(bridge),
              what="the human called")
     status = wait_for(lambda: "waiting for you" in "".join(tmux_server.run(
@@ -355,7 +361,7 @@ busy = ['esc to interrupt']
 brief_file_arg = "--brief"
 """)
     run = start_sims(tmux_server, git_repo, options=StartOptions("mytui", "sim"))
-    assert run.manifest["roles"]["worker"]["agent"] == "mytui"
+    assert run.manifest.roles["worker"].agent == "mytui"
     msg = human_says(run, "worker", "hello, custom agent")
     wait_for(lambda: delivered(run, msg.id, "worker"), what="delivery to the custom agent")
     (got,) = prompts(run, "worker")

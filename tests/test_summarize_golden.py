@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from bridge.git import git as run_git
+from bridge.git import git_out as git
 from bridge.panes.tmux import Tmux
 from pairloop.runs.lifecycle import StartOptions, send_message, stop_run
 from pairloop.runs.store import Run
@@ -41,20 +43,16 @@ def repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("GIT_COMMITTER_DATE", GIT_DATE)
     path = tmp_path / "repo"
     path.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=path, check=True)
+    git(path, "init", "-q", "-b", "main")
     (path / "README.md").write_text("test repo\n")
-    subprocess.run(["git", "add", "README.md"], cwd=path, check=True)
-    subprocess.run(["git", "commit", "-q", "-m", "init"], cwd=path, check=True)
+    git(path, "add", "README.md")
+    git(path, "commit", "-q", "-m", "init")
     monkeypatch.chdir(path)
     return path
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
-
-
 def normalise(text: str, run: Run) -> str:
-    return text.replace(run.id, "<run>").replace(str(run.manifest["repo"]), "<repo>")
+    return text.replace(run.id, "<run>").replace(str(run.manifest.repo), "<repo>")
 
 
 def auto_summary_written(run: Run) -> bool:
@@ -66,7 +64,7 @@ def auto_summary_written(run: Run) -> bool:
 def summarize_and_compare(run: Run, scenario: str) -> tuple[str, str]:
     """Summarize twice (byte-identical), then compare both files to the golden ones."""
     summarize(run)
-    notes_path, plan_path = run.dir / "PR_NOTES.md", Path(run.manifest["repo"]) / "PLAN.md"
+    notes_path, plan_path = run.dir / "PR_NOTES.md", Path(run.manifest.repo) / "PLAN.md"
     first = notes_path.read_bytes(), plan_path.read_bytes()
     summarize(run)
     assert (notes_path.read_bytes(), plan_path.read_bytes()) == first, "summarizing twice changed the output"
@@ -124,12 +122,12 @@ def check_citations(run: Run, *texts: str) -> None:
                 assert seq in messages, f"#{seq} is cited but no such message is in the ledger"
                 assert (messages[seq]["from"], messages[seq]["kind"]) == (m["by"], "approve"), line
                 checked += 1
-            m = _HUMAN.match(line)
-            if m:
-                seq = int(m["seq"])
-                assert m["text"] == first_line(seq), line
-                assert messages[seq]["from"] == "human" and messages[seq]["kind"] == m["kind"], line
-                assert messages[seq]["to"] == m["to"].split(", "), line
+            human = _HUMAN.match(line)
+            if human:
+                seq = int(human["seq"])
+                assert human["text"] == first_line(seq), line
+                assert messages[seq]["from"] == "human" and messages[seq]["kind"] == human["kind"], line
+                assert messages[seq]["to"] == human["to"].split(", "), line
                 checked += 1
         assert cited > 0, "the notes cite no message at all"
         assert checked == cited, f"{cited - checked} #n citation(s) in a form this check does not verify"
@@ -159,12 +157,12 @@ def human_overrule(tmux: Tmux, repo: Path) -> Run:
     # Slower turns (timing only: the ledger's content is the same) leave the test time to type the draft.
     run = start_sims(tmux, repo, TASK, StartOptions("sim", "sim", plan=False),
                      **{**SIM, "PAIRLOOP_SIM_WORK_SECONDS": "0.5"})
-    pane = run.manifest["roles"]["worker"]["pane"]
+    pane = run.manifest.roles["worker"].pane
     wait_for(lambda: run.protocol().round == 1, timeout=30, what="round 1")
     tmux.send_keys(pane, "let me think about this", literal=True)
     changes = wait_for(lambda: [e for e in ledger(run) if e["ev"] == "verdict"], timeout=30,
                        what="the reviewer's verdict")
-    (verdict,) = changes  # type: ignore[misc]
+    (verdict,) = changes
     assert (verdict["by"], verdict["kind"]) == ("reviewer", "changes")
     wait_for(lambda: queued_reason(run, verdict["id"], "worker").startswith("held: human draft"),
              what="the changes held by the human's draft")
@@ -208,7 +206,7 @@ def test_plain_loop(tmux_server: Tmux, repo: Path) -> None:
     assert len(fix.split()) == 1
     refs = {n: f"refs/pairloop/{run.id}/round-{n}" for n in (1, 2)}
     def is_ancestor(ref: str) -> bool:
-        return subprocess.run(["git", "merge-base", "--is-ancestor", fix, ref], cwd=repo, check=False).returncode == 0
+        return run_git(repo, "merge-base", "--is-ancestor", fix, ref).returncode == 0
 
     assert not is_ancestor(refs[1]) and is_ancestor(refs[2])
     (finding,) = digest_of(run)["findings"]
@@ -245,7 +243,7 @@ def test_a_disputed_finding_settled_by_the_approval(tmux_server: Tmux, repo: Pat
     assert section(notes, "## Left open") == "- Nothing."
     # Split along the rounds, the unchanged round 2 is no part of its own.
     parts = section(summarize(run, budget=1).body, PARTS).splitlines()[1:]
-    base = run.manifest["base_commit"][:10]
+    base = (run.manifest.base_commit or "")[:10]
     assert parts == [f"- part 1 (round 1): `git diff {base} refs/pairloop/{run.id}/round-1`"]
 
 
@@ -334,7 +332,7 @@ def test_the_users_edits_to_plan_md_outside_pairloops_sections_survive(tmux_serv
 
 def test_a_diff_over_the_budget_is_split_along_the_round_checkpoints(tmux_server: Tmux, repo: Path) -> None:
     run = plain_loop(tmux_server, repo)
-    base = run.manifest["base_commit"]
+    base = run.manifest.base_commit or ""
     total = sum(int(a) + int(d) for a, d, _ in
                 (line.split("\t") for line in git(repo, "diff", "--numstat", base, f"refs/pairloop/{run.id}/round-2")
                  .splitlines()))

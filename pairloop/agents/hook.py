@@ -9,7 +9,6 @@ agent's way, so it always exits 0 and keeps quiet.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sys
@@ -17,22 +16,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bridge.rundir.manifest import read_manifest, write_manifest
-from bridge.rundir.message import write_atomic
+from bridge import AgentEvent, update_manifest, with_session_id, write_agent_event
 
 CODEX_TITLE_PROMPT = "Generate a concise"  # codex's internal title-generation turn also calls notify
 
 
-def events_from(kind: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def events_from(kind: str, payload: dict[str, Any]) -> list[AgentEvent]:
     """The events one hook call stands for (none for calls the bridge should not hear about)."""
+    session = _text(payload.get("session_id"))
     if kind == "prompt":
-        return [{"event": "prompt", "prompt": str(payload.get("prompt", "")),
-                 "session_id": payload.get("session_id")}]
+        return [AgentEvent(event="prompt", prompt=str(payload.get("prompt", "")), session_id=session, source=kind)]
     if kind == "stop":
-        return [{"event": "stop", "session_id": payload.get("session_id")}]
+        return [AgentEvent(event="stop", session_id=session, source=kind)]
     if kind == "notification":
         if payload.get("notification_type") == "permission_prompt":
-            return [{"event": "attention", "message": str(payload.get("message", ""))}]
+            return [AgentEvent(event="attention", message=str(payload.get("message", "")), source=kind)]
         return []
     if kind == "notify":  # codex: one call at the end of each turn
         if payload.get("type") != "agent-turn-complete":
@@ -41,35 +43,21 @@ def events_from(kind: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
         latest = str(inputs[-1]) if inputs else ""
         if inputs and str(inputs[0]).startswith(CODEX_TITLE_PROMPT):
             return []
-        thread = payload.get("thread-id")
+        thread = _text(payload.get("thread-id"))
         # The turn's own input is its receipt (late, but from the agent itself), then the turn's end.
-        return [{"event": "prompt", "prompt": latest, "session_id": thread, "late": True},
-                {"event": "stop", "session_id": thread}]
+        return [AgentEvent(event="prompt", prompt=latest, session_id=thread, late=True, source=kind),
+                AgentEvent(event="stop", session_id=thread, source=kind)]
     return []
-
-
-def record_session(run_dir: Path, role: str, session_id: str) -> None:
-    """Keep the agent's session id in run.json, for resuming later; first one wins."""
-    with (run_dir / ".run.json.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        manifest = read_manifest(run_dir)
-        spec = manifest.get("roles", {}).get(role)
-        if spec is not None and not spec.get("session_id"):
-            spec["session_id"] = session_id
-            write_manifest(run_dir, manifest)
 
 
 def handle(run_dir: Path, role: str, kind: str, raw: str) -> None:
     payload = json.loads(raw) if raw.strip() else {}
     if not isinstance(payload, dict):
         return
-    folder = run_dir / "events" / role
-    for n, found in enumerate(events_from(kind, payload)):
-        event = {**found, "ts": time.time(), "source": kind}
-        write_atomic(folder / f"{time.time_ns() + n}-{event['event']}.json",
-                     json.dumps(event, ensure_ascii=False).encode("utf-8"))
-        if event.get("session_id"):
-            record_session(run_dir, role, str(event["session_id"]))
+    for n, event in enumerate(events_from(kind, payload)):
+        write_agent_event(run_dir, role, event, n)
+        if event.session_id:
+            update_manifest(run_dir, with_session_id(role, event.session_id))
 
 
 def main(argv: list[str] | None = None) -> int:

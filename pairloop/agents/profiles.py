@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bridge.panes.screen import ScreenRules
+from bridge import ScreenRules
 from pairloop.errors import MissingTool, UsageProblem
 
 TRUST_DIALOG = "trust this folder"

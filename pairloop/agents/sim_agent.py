@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import codecs
-import json
 import os
 import re
 import select
@@ -23,8 +22,7 @@ import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.panes.envelope import Parsed, parse
-from bridge.rundir.message import write_atomic
+from bridge import AgentEvent, Parsed, Topic, git, parse_envelope, write_agent_event
 
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 IDLE_FOOTER = "? for shortcuts · enter to submit"
@@ -149,7 +147,7 @@ class Sim:
 
     def act(self, prompt: str) -> None:
         """Play the role the way the briefs ask, with the protocol's verbs."""
-        messages, footer = parse(prompt)
+        messages, footer = parse_envelope(prompt)
         if self.role == "worker":
             self.act_as_worker(messages, "plan phase" in footer, prompt)
         else:
@@ -157,13 +155,13 @@ class Sim:
 
     def act_as_worker(self, messages: list[Parsed], plan_phase: bool, prompt: str) -> None:
         said = {(m.label, m.sender) for m in messages}
-        notices = " ".join(m.body for m in messages if m.label == "notice")
+        topics = {m.topic for m in messages if m.sender == "pairloop"}
         # The latest verdict in a batch wins: a human's approval after the reviewer's changes overrules them.
         verdicts = [m for m in messages if m.label in ("approval", "changes requested")]
         latest = verdicts[-1] if verdicts else None
-        if "Not done yet" in notices:
+        if Topic.NOT_DONE in topics:
             self.pairloop("review", "Please review the current state.")
-        elif "plan is approved" in notices:
+        elif Topic.PLAN_APPROVED in topics:
             self.implement()
         elif latest is not None and latest.label == "changes requested":
             ids = re.findall(r"\bF\d+\.\d+\b", latest.note)
@@ -206,14 +204,14 @@ class Sim:
 
     def write_and_commit(self, name: str, text: str, message: str) -> None:
         Path(name).write_text(text, encoding="utf-8")
-        self.run(["git", "add", name])
-        identity = [] if self.run(["git", "config", "user.email"]).returncode == 0 else [
+        git(None, "add", name)
+        identity = [] if git(None, "config", "user.email").returncode == 0 else [
             "-c", "user.name=pairloop sim", "-c", "user.email=sim@pairloop.invalid"]
-        self.run(["git", *identity, "commit", "-q", "-m", message])
+        git(None, *identity, "commit", "-q", "-m", message)
         self.note(f"$ git commit -m {message!r}")
 
     def head(self) -> str:
-        out = self.run(["git", "log", "-1", "--format=%h"])
+        out = git(None, "log", "-1", "--format=%h")
         return f"commit {out.stdout.strip()}" if out.returncode == 0 and out.stdout.strip() else "no commit"
 
     def pairloop(self, verb: str, text: str, *options: str) -> None:
@@ -227,19 +225,15 @@ class Sim:
 
     # ---- records -------------------------------------------------------------------------------------
 
-    def event(self, kind: str, payload: dict[str, object]) -> None:
-        if self.run_dir is None:
-            return
-        folder = self.run_dir / "events" / self.role
-        folder.mkdir(parents=True, exist_ok=True)
-        data = {"event": kind, "agent": "sim", "ts": time.time(), **payload}
-        write_atomic(folder / f"{time.time_ns()}-{kind}.json", json.dumps(data, ensure_ascii=False).encode())
+    def event(self, event: AgentEvent) -> None:
+        if self.run_dir is not None:
+            write_agent_event(self.run_dir, self.role, event)
 
     def receipt(self, text: str) -> None:
-        self.event("prompt", {"prompt": text})
+        self.event(AgentEvent(event="prompt", prompt=text, agent="sim"))
 
     def turn_ended(self) -> None:
-        self.event("stop", {})
+        self.event(AgentEvent(event="stop", agent="sim"))
 
     def show_prompt(self, text: str) -> None:
         """Envelope lines always stay visible (they carry the ids); other lines are trimmed."""

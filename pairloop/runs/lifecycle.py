@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -11,22 +10,41 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from bridge.panes.screen import EXITED, STARTING
-from bridge.panes.tmux import Tmux, TmuxError
-from bridge.rundir.ledger import append_once
-from bridge.rundir.manifest import targets, write_manifest
-from bridge.rundir.message import Message, new_message_id, post, write_atomic
+from bridge import (
+    AGENT_ROLES,
+    EXITED,
+    STARTING,
+    Answer,
+    Limits,
+    Manifest,
+    Message,
+    ProtocolSettings,
+    RoleSpec,
+    RunState,
+    Tmux,
+    TmuxError,
+    TmuxPlace,
+    append_once,
+    child_env,
+    git,
+    new_message_id,
+    partner_of,
+    poll,
+    post,
+    targets,
+    write_atomic,
+    write_manifest,
+)
+from bridge import bridge_running as lock_held
 from pairloop.agents.briefs import render_brief
 from pairloop.agents.profiles import TRUST_DIALOG, AgentProfile, LaunchContext, profile
-from pairloop.errors import MissingTool, PairloopError
+from pairloop.errors import PairloopError
 from pairloop.runs.config import agent_settings, read_config
-from pairloop.runs.store import RUNNING, STOPPED, Run, base_commit, create_run_dir, git, load_run, slug
+from pairloop.runs.launch import LaunchSpec, write_launch_spec
+from pairloop.runs.store import RUNNING, STOPPED, Run, base_commit, create_run_dir, load_run, slug
 from pairloop.runs.workspace import launch, open_workspace
 from pairloop.summary.plan import template_text
-
-ROLES = ("worker", "reviewer")
 
 
 def _bin_dir() -> str:
@@ -35,7 +53,9 @@ def _bin_dir() -> str:
 
 
 def agent_env(base: dict[str, str], run_dir: Path, role: str, prof: AgentProfile) -> dict[str, str]:
-    env = {**base, **prof.env, "PAIRLOOP_RUN_DIR": str(run_dir), "PAIRLOOP_ROLE": role}
+    """The caller's environment, the profile's, and the run and role that make `pairloop send` speak as this
+    agent. The caller's tmux variables stay out: the pane gets its own (see pairloop.runs.launch)."""
+    env = child_env(base, extra={**prof.env, "PAIRLOOP_RUN_DIR": str(run_dir), "PAIRLOOP_ROLE": role})
     path = env.get("PATH", os.defpath)
     if _bin_dir() not in path.split(os.pathsep):
         env["PATH"] = _bin_dir() + os.pathsep + path
@@ -65,21 +85,21 @@ def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
         raise PairloopError(f"{repo} is not a git repository (pairloop reviews commits: run `git init` first)")
     config = read_config(repo)
     agents = {"worker": options.worker, "reviewer": options.reviewer}
-    settings = {role: agent_settings(config, agents[role], env) for role in ROLES}
-    profiles = {role: profile(agents[role], settings[role]) for role in ROLES}
+    settings = {role: agent_settings(config, agents[role], env) for role in AGENT_ROLES}
+    profiles = {role: profile(agents[role], settings[role]) for role in AGENT_ROLES}
     for prof in profiles.values():
         prof.check_installed()
     run_id, run_dir = create_run_dir(repo)
     session = f"pairloop-{slug(repo.name)}-{run_id}"
     yolo = " · YOLO: permission checks off" if options.yolo else ""
-    titles = {role: f"{role} · {profiles[role].name}{yolo}" for role in ROLES} | {"bridge": "bridge"}
+    titles = {role: f"{role} · {profiles[role].name}{yolo}" for role in AGENT_ROLES} | {"bridge": "bridge"}
     panes = open_workspace(tmux, session, repo, titles)
     try:
         contexts = {}
         template = run_dir / "PLAN.template.md"
         template.write_text(template_text(), encoding="utf-8")
-        for role in ROLES:
-            partner = profiles["reviewer" if role == "worker" else "worker"].name
+        for role in AGENT_ROLES:
+            partner = profiles[partner_of(role)].name
             brief = render_brief(role, task, partner, str(template))
             brief_file = run_dir / f"brief-{role}.md"
             brief_file.write_text(brief, encoding="utf-8")
@@ -87,29 +107,25 @@ def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
             contexts[role] = LaunchContext(run_dir, role, brief, brief_file, str(model) if model else None,
                                            (*settings[role].get("args", []), *options.extra_args.get(role, ())),
                                            options.yolo)
-        argvs = {role: profiles[role].argv(contexts[role]) for role in ROLES}
-        manifest: dict[str, Any] = {
-            "version": 1, "id": run_id, "task": task, "repo": str(repo), "base_commit": base_commit(repo),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "state": RUNNING, "yolo": options.yolo,
-            "tmux": {"socket_path": tmux.socket_path(), "session": session},
-            "bridge_pane": panes.bridge,
+        argvs = {role: profiles[role].argv(contexts[role]) for role in AGENT_ROLES}
+        manifest = Manifest(
+            id=run_id, task=task, repo=str(repo), base_commit=base_commit(repo),
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), state=RUNNING, yolo=options.yolo,
+            tmux=TmuxPlace(socket_path=tmux.socket_path(), session=session), bridge_pane=panes.bridge,
             # What the bridge runs once the pair agrees: the summary, written without anyone asking.
-            "on_agreement": [sys.executable, "-m", "pairloop", "summarize", "--run", run_id, "--quiet"],
-            "protocol": {"plan": options.plan, "mirror": options.mirror,
-                         "limits": {"max_rounds": options.max_rounds, "max_messages": options.max_messages}},
-            "roles": {role: role_spec(profiles[role], panes.by_role()[role], contexts[role], argvs[role],
-                                      options.trust) for role in ROLES},
-        }
+            on_agreement=(sys.executable, "-m", "pairloop", "summarize", "--run", run_id, "--quiet"),
+            protocol=ProtocolSettings(plan=options.plan, mirror=options.mirror,
+                                      limits=Limits(max_rounds=options.max_rounds, max_messages=options.max_messages)),
+            roles={role: role_spec(profiles[role], panes.by_role()[role], contexts[role], argvs[role], options.trust)
+                   for role in AGENT_ROLES},
+        )
         write_manifest(run_dir, manifest)
         if task.strip():
             post(run_dir / "outbox", Message(new_message_id(), "human", ("worker",), task, "task"))
         launch(tmux, panes.bridge, [sys.executable, "-m", "bridge", str(run_dir)])
-        for role in ROLES:
-            spec = {"argv": argvs[role], "cwd": str(repo), "env": agent_env(env, run_dir, role, profiles[role])}
-            spec_path = run_dir / "launch" / f"{role}.json"
-            fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(spec, f)
+        for role in AGENT_ROLES:
+            write_launch_spec(run_dir, role, LaunchSpec(argv=tuple(argvs[role]), cwd=str(repo),
+                                                        env=agent_env(env, run_dir, role, profiles[role])))
             launch(tmux, panes.by_role()[role], [sys.executable, "-m", "pairloop.runs.launch", str(run_dir), role])
     except BaseException:
         tmux.kill_session(session)
@@ -117,38 +133,35 @@ def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
     return load_run(run_dir)
 
 
-def role_spec(prof: AgentProfile, pane: str, ctx: LaunchContext, argv: list[str], trust: bool) -> dict[str, Any]:
+def role_spec(prof: AgentProfile, pane: str, ctx: LaunchContext, argv: list[str], trust: bool) -> RoleSpec:
     """What run.json says of one role: everything the bridge needs, and what to resume it with later."""
-    return {
-        "agent": prof.name, "pane": pane, "submit_key": prof.submit_key, "screen": prof.rules.to_json(),
-        "turn_hooks": prof.turn_hooks,
-        "answers": {TRUST_DIALOG: {"keys": list(prof.trust_keys), "choose": prof.trust_choice}}
-        if trust and (prof.trust_keys or prof.trust_choice) else {},
-        "session_id": ctx.session_id if prof.sets_session_id else None,
-        "model": ctx.model, "command": argv[0],
-    }
+    answers = {TRUST_DIALOG: Answer(keys=prof.trust_keys, choose=prof.trust_choice)} \
+        if trust and (prof.trust_keys or prof.trust_choice) else {}
+    return RoleSpec(agent=prof.name, pane=pane, submit_key=prof.submit_key, screen=prof.rules,
+                    turn_hooks=prof.turn_hooks, answers=answers,
+                    session_id=ctx.session_id if prof.sets_session_id else None, model=ctx.model, command=argv[0])
 
 
 def wait_until_running(tmux: Tmux, run: Run, timeout: float = 30.0) -> dict[str, str]:
     """Poll until the bridge runs and both agent screens show they are up (ready, busy or a dialog);
     fail if an agent exits."""
-    from bridge.panes.delivery import read_target
+    from bridge import read_target
 
-    deadline = time.monotonic() + timeout
     states: dict[str, str] = {}
-    while True:
+
+    def up() -> dict[str, str] | None:
         for role, target in targets(run.manifest).items():
             reading = read_target(tmux, target)
             states[role] = reading.state
             if reading.state == EXITED:
                 raise PairloopError(f"the {role} ({target.agent}) exited at start: {reading.detail}; "
                                     f"see its pane with `tmux -S {run.socket_path} attach -t ={run.session}`")
-        if all(s != STARTING for s in states.values()) and bridge_running(run):
-            return states
-        if time.monotonic() > deadline:
-            waiting = ", ".join([r for r, s in states.items() if s == STARTING] or ["bridge"])
-            raise PairloopError(f"timed out after {timeout:.0f}s waiting for the {waiting} to start")
-        time.sleep(0.05)
+        return states if all(s != STARTING for s in states.values()) and bridge_running(run) else None
+
+    if poll(up, timeout, delay=0.05, max_delay=0.05) is None:
+        waiting = ", ".join([r for r, s in states.items() if s == STARTING] or ["bridge"])
+        raise PairloopError(f"timed out after {timeout:.0f}s waiting for the {waiting} to start")
+    return states
 
 
 def send_message(run: Run, sender: str, to: tuple[str, ...], body: str, kind: str = "message",
@@ -171,18 +184,8 @@ def request_control(run: Run, action: str) -> None:
 
 
 def bridge_running(run: Run) -> bool:
-    """The bridge holds an exclusive lock on bridge.lock for as long as it runs."""
-    path = run.dir / "bridge.lock"
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    """Whether the run's bridge holds its lock (asked without taking it: a starting bridge is never disturbed)."""
+    return lock_held(run.dir)
 
 
 def stop_run(tmux: Tmux, run: Run, timeout: float = 10.0) -> bool:
@@ -190,7 +193,7 @@ def stop_run(tmux: Tmux, run: Run, timeout: float = 10.0) -> bool:
     Returns False when the run was already stopped."""
     if run.stopped:
         return False
-    append_once(run.ledger_path, {"ev": "run", "state": STOPPED, "by": "human"})
+    append_once(run.ledger_path, RunState(state="stopped", by="human"))
     run.mark(STOPPED)
     pids: list[int] = []
     try:
@@ -199,9 +202,7 @@ def stop_run(tmux: Tmux, run: Run, timeout: float = 10.0) -> bool:
             tmux.kill_session(run.session)
     except TmuxError:
         pass
-    deadline = time.monotonic() + timeout
-    while bridge_running(run) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll(lambda: not bridge_running(run), timeout, delay=0.05, max_delay=0.05)
     end_panes(pids)
     wait_for_summary(run, timeout=30.0)
     return True
@@ -229,10 +230,7 @@ def end_panes(pids: list[int], grace: float = 3.0) -> None:
                 if _alive(pid):
                     with contextlib.suppress(OSError):
                         os.killpg(pid, sig)
-        deadline = time.monotonic() + grace
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not any(_alive(p) for p in pids):
+        if poll(lambda: not any(_alive(p) for p in pids), grace, delay=0.05, max_delay=0.05):
             return
 
 
@@ -243,16 +241,9 @@ def wait_for_summary(run: Run, timeout: float) -> bool:
         pid = int((run.dir / "on-agreement.pid").read_text().strip())
     except (OSError, ValueError):
         return True
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return bool(poll(lambda: not _alive(pid), timeout, delay=0.05, max_delay=0.05))
 
 
 def tmux_for(run: Run) -> Tmux:
-    try:
-        return Tmux(socket_path=run.socket_path)
-    except TmuxError as exc:
-        raise MissingTool(str(exc)) from None
+    """The tmux server the run's session lives on."""
+    return Tmux(socket_path=run.socket_path)

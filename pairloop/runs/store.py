@@ -5,24 +5,33 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-from bridge.book import Book
-from bridge.protocol.state import Protocol
-from bridge.rundir.ledger import read_events
-from bridge.rundir.manifest import read_manifest, update_manifest
+from bridge import (
+    Book,
+    Damaged,
+    InvalidManifest,
+    LedgerRepaired,
+    Manifest,
+    Protocol,
+    read_ledger,
+    read_manifest,
+    update_manifest,
+    with_state,
+)
+from bridge import git as git  # noqa: PLC0414 (re-exported: the summary's digest reads it here)
+from bridge import (
+    ledger_path as ledger_file,
+)
 from pairloop.errors import NoSuchRun, UsageProblem
 
 STATE_DIR = ".pairloop"
-RUNNING, STOPPED, AGREED = "running", "stopped", "agreed"
-
-
-def git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
+RUNNING: Literal["running"] = "running"
+STOPPED: Literal["stopped"] = "stopped"
+AGREED = "agreed"
 
 
 def repo_root(cwd: Path) -> Path:
@@ -81,64 +90,84 @@ def base_commit(repo: Path) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+@dataclass(frozen=True)
+class Replayed:
+    """Every view of a run's ledger from one read of it, and what the read had to skip."""
+
+    book: Book
+    protocol: Protocol
+    damaged: list[Damaged]
+    repaired: list[LedgerRepaired]
+
+    def ledger_notes(self) -> list[str]:
+        notes = [d.describe() for d in self.damaged]
+        notes += [f"ledger: {r.cut_bytes} bytes of an unfinished line were cut off at offset {r.offset}"
+                  for r in self.repaired]
+        return notes
+
+
 @dataclass
 class Run:
     dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def id(self) -> str:
-        return str(self.manifest["id"])
+        return self.manifest.id
 
     @property
     def session(self) -> str:
-        return str(self.manifest["tmux"]["session"])
+        return self.manifest.tmux.session
 
     @property
     def socket_path(self) -> str:
-        return str(self.manifest["tmux"]["socket_path"])
+        return self.manifest.tmux.socket_path
 
     @property
     def ledger_path(self) -> Path:
-        return self.dir / "ledger.jsonl"
+        return ledger_file(self.dir)
 
     def book(self) -> Book:
-        return self.replay()[0]
+        return self.replay().book
 
     def protocol(self) -> Protocol:
-        return self.replay()[1]
+        return self.replay().protocol
 
-    def replay(self) -> tuple[Book, Protocol]:
-        """Both views of the ledger from one read of it."""
+    def replay(self) -> Replayed:
+        """Both views of the ledger from one read of it; damaged lines are skipped, and named."""
+        read = read_ledger(self.ledger_path)
         book, protocol = Book(), Protocol()
-        for _, event in read_events(self.ledger_path):
+        repaired = []
+        for event in read.events:
             book.apply(event)
             protocol.apply(event)
-        return book, protocol
+            if isinstance(event, LedgerRepaired):
+                repaired.append(event)
+        return Replayed(book, protocol, read.damaged, repaired)
 
     @property
     def stopped(self) -> bool:
         """From run.json alone: cheap enough for every `pairloop send`, whatever the ledger's size."""
-        return self.manifest.get("state") == STOPPED
+        return self.manifest.state == STOPPED
 
     def state_given(self, book: Book) -> str:
         if self.stopped:
             return STOPPED
-        return AGREED if book.run_state == AGREED else str(self.manifest.get("state", RUNNING))
+        return AGREED if book.run_state == AGREED else self.manifest.state
 
     @property
     def state(self) -> str:
         return self.state_given(self.book())
 
-    def mark(self, state: str) -> None:
-        self.manifest = update_manifest(self.dir, state=state)
+    def mark(self, state: Literal["running", "stopped"]) -> None:
+        self.manifest = update_manifest(self.dir, with_state(state))
 
 
 def load_run(run_dir: Path) -> Run:
     try:
         return Run(run_dir, read_manifest(run_dir))
-    except (OSError, ValueError, KeyError) as exc:
-        raise NoSuchRun(f"{run_dir} is not a pairloop run ({exc})") from None
+    except InvalidManifest as exc:
+        raise NoSuchRun(f"{run_dir} is not a pairloop run ({exc.reason})") from None
 
 
 def list_runs(repo: Path) -> list[Run]:

@@ -6,7 +6,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.panes.tmux import Tmux
+from bridge import Tmux
 
 BRIDGE_LINES = "8"
 # Panes are created holding this, and get their real program once run.json names every pane: the bridge

@@ -10,10 +10,25 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bridge.book import Book
-from bridge.protocol.state import DISPUTED, FIXED, OPEN, RESOLVED, Protocol
-from bridge.rundir.ledger import read_events
-from pairloop.runs.store import Run, git
+from bridge import (
+    DISPUTED,
+    FIXED,
+    OPEN,
+    RESOLVED,
+    AnyEvent,
+    Book,
+    FindingClaims,
+    HumanTurn,
+    Protocol,
+    Relay,
+    Round,
+    RunState,
+    events_of,
+    git,
+    is_agent,
+)
+from bridge import Verdict as VerdictEvent
+from pairloop.runs.store import Run
 
 # Commands the agents said they ran: `backticked` spans or "$ " lines that start like a command.
 _COMMAND_START = re.compile(
@@ -84,9 +99,9 @@ def _fixing_commits(repo: Path, protocol: Protocol, base: str, round_: int) -> l
     return _commits(repo, f"{previous}^" if previous else base, f"{new}^")
 
 
-def build(run: Run, events: Iterable[dict[str, Any]] | None = None) -> dict[str, Any]:
+def build(run: Run, events: Iterable[AnyEvent] | None = None) -> dict[str, Any]:
     """Every fact the summary may state, with its source: a message (#seq), a ledger event, or a commit."""
-    evs = list(events) if events is not None else [e for _, e in read_events(run.ledger_path)]
+    evs = list(events) if events is not None else events_of(run.ledger_path)
     book = Book().apply_all(evs)
     seq_of = {e.message.id: e.seq for e in book.entries.values()}
     protocol = Protocol()
@@ -95,22 +110,21 @@ def build(run: Run, events: Iterable[dict[str, Any]] | None = None) -> dict[str,
     unchanged: set[int] = set()
     current = 0
     for e in evs:
-        ev = e.get("ev")
-        if ev == "round":
-            current = int(e["round"])
-            if e.get("unchanged"):
+        if isinstance(e, Round):
+            current = e.round
+            if e.unchanged:
                 unchanged.add(current)
-        elif ev == "findings":
-            for fid in e.get("fixed", []):
+        elif isinstance(e, FindingClaims):
+            for fid in e.fixed:
                 claims[fid] = {"round": current, "disputed": False}
-            for fid in e.get("disputed", []):
+            for fid in e.disputed:
                 claims[fid] = {"round": current, "disputed": True}
-        elif ev == "verdict" and e.get("kind") == "approve":
+        elif isinstance(e, VerdictEvent) and e.kind == "approve":
             for f in protocol.open_findings():
-                settled_by[f.id] = {"by": str(e.get("by", "")), "seq": seq_of.get(str(e.get("id")))}
+                settled_by[f.id] = {"by": e.by, "seq": seq_of.get(e.id)}
         protocol.apply(e)
-    repo = Path(run.manifest["repo"])
-    base = str(run.manifest.get("base_commit") or "")
+    repo = Path(run.manifest.repo)
+    base = run.manifest.base_commit or ""
     head_lines = _git_lines(repo, "rev-parse", "HEAD")
     head = head_lines[0] if head_lines else ""
     last_ref = protocol.checkpoint_ref(max(protocol.checkpoints)) if protocol.checkpoints else ""
@@ -159,7 +173,7 @@ def build(run: Run, events: Iterable[dict[str, Any]] | None = None) -> dict[str,
                          "disputed": bool(claim.get("disputed"))})
 
     # Agreement is final: a `pairloop stop` afterwards (closing the session) does not undo it.
-    agreed = any(e.get("ev") == "run" and e.get("state") == "agreed" for e in evs)
+    agreed = any(isinstance(e, RunState) and e.state == "agreed" for e in evs)
     human = []
     for entry in book.entries.values():
         if entry.message.sender == "human" and entry.message.kind != "task":
@@ -167,22 +181,21 @@ def build(run: Run, events: Iterable[dict[str, Any]] | None = None) -> dict[str,
                           "text": entry.message.body.strip()})
     paused = {"by": "", "reason": ""}
     for e in evs:
-        if e.get("ev") == "human_turn":
-            human.append({"seq": None, "kind": "typed", "to": [e.get("role")], "text": str(e.get("text", "")).strip()})
-        elif e.get("ev") == "relay":
-            if e.get("by") == "human" and e.get("state") == "paused":
+        if isinstance(e, HumanTurn):
+            human.append({"seq": None, "kind": "typed", "to": [e.role], "text": e.text.strip()})
+        elif isinstance(e, Relay):
+            if e.by == "human" and e.state == "paused":
                 human.append({"seq": None, "kind": "paused the relay", "to": [], "text": ""})
-            elif e.get("by") == "human":
+            elif e.by == "human":
                 after = f"the {paused['by']} had paused it: {paused['reason']}" if paused["by"] == "governor" else ""
                 human.append({"seq": None, "kind": "unpaused the relay", "to": [], "text": after})
-            paused = {"by": str(e.get("by", "")), "reason": str(e.get("reason", ""))} \
-                if e.get("state") == "paused" else {"by": "", "reason": ""}
-        elif e.get("ev") == "run" and e.get("state") == "stopped" and not agreed:
+            paused = {"by": e.by, "reason": e.reason} if e.state == "paused" else {"by": "", "reason": ""}
+        elif isinstance(e, RunState) and e.state == "stopped" and not agreed:
             human.append({"seq": None, "kind": "stopped the run", "to": [], "text": ""})
 
     verification = []
     for entry in book.entries.values():
-        if entry.message.sender in ("worker", "reviewer"):
+        if is_agent(entry.message.sender):
             for command in verification_commands(entry.message.body):
                 verification.append({"command": command, "said_by": entry.message.sender, "seq": entry.seq})
 
@@ -193,9 +206,9 @@ def build(run: Run, events: Iterable[dict[str, Any]] | None = None) -> dict[str,
 
     end = last_ref or head
     return {
-        "run": run.id, "task": str(run.manifest.get("task", "")).strip(),
+        "run": run.id, "task": run.manifest.task.strip(),
         "state": "agreed" if agreed else book.run_state,
-        "base": base, "head": head, "end": end, "phase_plan": bool(run.manifest.get("protocol", {}).get("plan")),
+        "base": base, "head": head, "end": end, "phase_plan": run.manifest.protocol.plan,
         "plan_text": plan_text,
         "rounds": rounds, "findings": findings, "human": human, "verification": verification,
         "commits": _commits(repo, base, head), "diff": _diffstat(repo, base, end),

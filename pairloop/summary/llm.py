@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bridge import RUN_VARS, TMUX_VARS, child_env
 from pairloop.runs.config import agent_settings, read_config
 
 TIMEOUT = 120.0
@@ -63,8 +64,9 @@ def ask_agent(agent: str, facts: dict[str, Any], repo: Path | None = None) -> st
         else:
             raise LlmFailed(f"unknown agent {agent!r} (use claude or codex)")
         try:
+            # Not an agent of any run, nor in anyone's tmux pane, even when summarize runs inside one.
             proc = subprocess.run(argv, input=prompt, capture_output=True, text=True, timeout=TIMEOUT,
-                                  check=False, cwd=tmp)
+                                  check=False, cwd=tmp, env=child_env(drop=(*TMUX_VARS, *RUN_VARS)))
         except FileNotFoundError:
             raise LlmFailed(f"{argv[0]} is not installed") from None
         except subprocess.TimeoutExpired:

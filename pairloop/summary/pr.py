@@ -8,8 +8,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge import git
 from pairloop.errors import MissingTool, PairloopError
-from pairloop.runs.store import Run, git
+from pairloop.runs.store import Run
 
 
 class PrExists(PairloopError):
@@ -66,7 +67,7 @@ def check_gh(repo: Path, gh: str = "gh") -> None:
 
 def check_ready(run: Run, gh: str = "gh") -> None:
     """Clear errors for every reason `gh pr create` would fail or do the wrong thing."""
-    repo = Path(run.manifest["repo"])
+    repo = Path(run.manifest.repo)
     check_gh(repo, gh)
     branch = git(repo, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
     if not branch or branch == "HEAD":
@@ -87,7 +88,7 @@ def check_ready(run: Run, gh: str = "gh") -> None:
 def create(run: Run, gh: str = "gh") -> str:
     plan = plan_pr(run, gh)  # no notes yet: say so before anything about gh or the branch
     check_ready(run, gh)
-    out = _run(plan.argv, Path(run.manifest["repo"]))
+    out = _run(plan.argv, Path(run.manifest.repo))
     if out.returncode != 0:
         raise PairloopError(f"gh pr create failed: {(out.stderr or out.stdout).strip()}")
     return out.stdout.strip()
@@ -96,7 +97,7 @@ def create(run: Run, gh: str = "gh") -> str:
 def update(run: Run, gh: str = "gh") -> str:
     """Replace the body (and title) of the PR already open for this branch with the run's notes."""
     plan = plan_update(run, gh)
-    repo = Path(run.manifest["repo"])
+    repo = Path(run.manifest.repo)
     check_gh(repo, gh)
     out = _run(plan.argv, repo)
     if out.returncode != 0:

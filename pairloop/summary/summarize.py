@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.rundir.message import write_atomic
+from bridge import write_atomic
 from pairloop.runs.store import Run
 from pairloop.summary import digest as digests
 from pairloop.summary.notes import DIFF_BUDGET, pr_body, render_plan, title
@@ -36,14 +36,14 @@ def summarize(run: Run, llm: str | None = None, budget: int = DIFF_BUDGET,
         from pairloop.summary.llm import LlmFailed, ask_agent
 
         try:
-            prose = ask(llm, facts) if ask else ask_agent(llm, facts, Path(run.manifest["repo"]))
+            prose = ask(llm, facts) if ask else ask_agent(llm, facts, Path(run.manifest.repo))
         except LlmFailed as exc:
             warning = f"--llm {llm} failed ({exc}); wrote the deterministic notes instead"
     body = pr_body(facts, prose, budget)
     notes_path = run.dir / "PR_NOTES.md"
     write_atomic(notes_path, f"# {title(facts)}\n\n{body}".encode())
     write_atomic(run.dir / "digest.json", json.dumps(facts, indent=2, ensure_ascii=False).encode())
-    plan_path = Path(run.manifest["repo"]) / "PLAN.md"
+    plan_path = Path(run.manifest.repo) / "PLAN.md"
     existing = plan_path.read_text(encoding="utf-8") if plan_path.exists() else None
     # Atomically: the bridge's own summary and a user's `pairloop summarize` may overlap, and a reader must
     # never take a half-written PLAN.md for the user's file.

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.deadline import poll
+
 CLAUDE_VERSION = "2.1.197"
 CODEX_VERSION = "0.169.0"
 
@@ -180,17 +182,19 @@ class _Lock:
     def __enter__(self) -> _Lock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(self.fd)
-                    raise InstallError(f"another process has held {self.path} for over {self.timeout:.0f}s "
-                                       "(a stuck npm install?)") from None
-                time.sleep(0.2)  # another process is installing: wait for it, then reuse its result
+        # Another process holding it is installing: wait for it, then reuse its result.
+        if not poll(self._take, self.timeout, delay=0.2, max_delay=0.2):
+            os.close(self.fd)
+            raise InstallError(f"another process has held {self.path} for over {self.timeout:.0f}s "
+                               "(a stuck npm install?)")
+        return self
+
+    def _take(self) -> bool:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)

@@ -16,12 +16,13 @@ import re
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bridge.deadline import poll
+from bridge.git import git
 from bridge.panes.envelope import parse
 from tests.e2e.agents_install import Agents
 from tests.e2e.homes import Homes, prepare_homes, venv_bin
@@ -35,10 +36,10 @@ _RUN_LINE = re.compile(r"^run (\S+)\s+session (\S+)", re.MULTILINE)
 def git_repo(path: Path) -> Path:
     path.mkdir(parents=True)
     ident = ["-c", "user.name=E2E", "-c", "user.email=e2e@example.invalid"]
-    subprocess.run(["git", "init", "-q"], cwd=path, check=True)
+    git(path, "init", "-q", check=True)
     (path / "README.md").write_text("e2e test repo\n")
-    subprocess.run(["git", "add", "README.md"], cwd=path, check=True)
-    subprocess.run(["git", *ident, "commit", "-q", "-m", "init"], cwd=path, check=True)
+    git(path, "add", "README.md", check=True)
+    git(path, *ident, "commit", "-q", "-m", "init", check=True)
     return path.resolve()
 
 
@@ -211,24 +212,15 @@ class Pair:
 
     def wait(self, predicate: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
         """Poll with a deadline; on timeout fail with the panes, the ledger and the model's requests."""
-        deadline = time.monotonic() + timeout
-        delay = 0.02
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{self.diagnostics()}")
-            time.sleep(delay)  # a poll with a deadline
-            delay = min(delay * 1.5, 0.1)
+        value = poll(predicate, timeout, delay=0.02, max_delay=0.1, growth=1.5)
+        if not value:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{self.diagnostics()}")
+        return value
 
     def holds(self, predicate: Callable[[], object], seconds: float, what: str) -> None:
         """Check that ``predicate`` stays true for ``seconds`` (looking often); fail the moment it does not."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if not predicate():
-                raise AssertionError(f"{what} stopped holding\n{self.diagnostics()}")
-            time.sleep(0.05)  # a watch with a deadline
+        if poll(lambda: not predicate(), seconds, delay=0.05, max_delay=0.05):
+            raise AssertionError(f"{what} stopped holding\n{self.diagnostics()}")
 
     def request_with(self, flavor: Flavor, needle: str, timeout: float = 30.0, *,
                      after: float = 0.0) -> RecordedRequest:
@@ -278,26 +270,24 @@ class Pair:
             out.append(int(entry))
         return out
 
+    def survivors(self, seconds: float) -> list[int]:
+        """The tagged processes still alive after waiting up to ``seconds`` for all of them to go."""
+        poll(lambda: not self.tagged_processes(), seconds, delay=0.05, max_delay=0.05)
+        return self.tagged_processes()
+
     def close(self, timeout: float = 10.0) -> list[str]:
         """Kill the tmux server, remove its socket, wait for every tagged process to go; kill and return
         (as descriptions) whatever outlived the server."""
         socket_path = self.tmux("display-message", "-p", "#{socket_path}", check=False).strip()
         self.tmux("kill-server", check=False)
-        deadline = time.monotonic() + timeout
-        left = self.tagged_processes()
-        while left and time.monotonic() < deadline:
-            time.sleep(0.05)  # a poll with a deadline
-            left = self.tagged_processes()
+        left = self.survivors(timeout)
         if left:
             # claude has been seen to sit out a hangup while in its trust dialog; `pairloop stop` follows a
             # hangup with SIGTERM for that reason, and so does this teardown. Only what survives it is a leak.
             for pid in left:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 5.0
-            while left and time.monotonic() < deadline:
-                time.sleep(0.05)
-                left = self.tagged_processes()
+            left = self.survivors(5.0)
         described = []
         for pid in left:
             try:

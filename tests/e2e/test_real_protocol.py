@@ -4,16 +4,16 @@ shell tools, asserted on what the models received, on the ledger and on the chec
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 import pytest
 
+from bridge.git import git as run_git
 from bridge.panes.envelope import parse
 from tests.e2e.driver import Pair, unwrap
-from tests.e2e.model_server import shell, text
+from tests.e2e.model_server import Flavor, shell, text
 
-FLAVOR = {"claude": "anthropic", "codex": "openai"}
+FLAVOR: dict[str, Flavor] = {"claude": "anthropic", "codex": "openai"}
 
 
 def instructions(flavor: str, body: dict[str, Any]) -> str:
@@ -25,7 +25,7 @@ def instructions(flavor: str, body: dict[str, Any]) -> str:
 
 
 def git(pair: Pair, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=pair.repo, capture_output=True, text=True, check=True).stdout
+    return run_git(pair.repo, *args, check=True).stdout
 
 
 @pytest.mark.parametrize(("worker", "reviewer"), [("claude", "codex"), ("codex", "claude")])
@@ -66,11 +66,11 @@ def test_a_full_loop_review_approve_done(pair: Pair, worker: str, reviewer: str)
     # Each role's brief reached its agent as instructions (claude: --append-system-prompt; codex:
     # developer_instructions), not as a message, and names the verbs to use.
     for agent, role, verb in ((worker, "WORKER", "pairloop review"), (reviewer, "REVIEWER", "pairloop approve")):
-        request = next(r for r in pair.server.requests(FLAVOR[agent]) if "[pairloop] #" in r.newest_user_text)
-        said = instructions(FLAVOR[agent], request.body)
+        recorded = next(r for r in pair.server.requests(FLAVOR[agent]) if "[pairloop] #" in r.newest_user_text)
+        said = instructions(FLAVOR[agent], recorded.body)
         assert f"You are the {role} in a pairloop pair-programming session" in said
         assert verb in said
-        assert f"You are the {role}" not in request.newest_user_text
+        assert f"You are the {role}" not in recorded.newest_user_text
 
     # The ledger's verdict and `pairloop status --json` say the same.
     (verdict,) = pair.events("verdict")

@@ -21,13 +21,14 @@ from typing import Any
 
 import pytest
 
+from bridge.git import git
 from bridge.panes.tmux import Tmux
 from pairloop.runs.lifecycle import StartOptions, stop_run
 from pairloop.summary.llm import _prompt
 from tests.conftest import wait_for
 from tests.e2e.agents_install import Agents
 from tests.e2e.homes import Homes, prepare_homes, venv_bin
-from tests.e2e.model_server import ModelServer, RecordedRequest, error, text
+from tests.e2e.model_server import Flavor, ModelServer, RecordedRequest, error, text
 from tests.helpers import book, start_sims
 
 TASK = "Add a greet(name) function.\nIt must be tested."
@@ -72,10 +73,10 @@ def sim_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimRun]:
             mp.delenv(var, raising=False)
         for key, value in GIT_ID.items():
             mp.setenv(key, value)
-        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+        git(repo, "init", "-q", "-b", "main", check=True)
         (repo / "README.md").write_text("test repo\n")
-        subprocess.run(["git", "add", "README.md"], cwd=repo, check=True)
-        subprocess.run(["git", "commit", "-q", "-m", "init"], cwd=repo, check=True)
+        git(repo, "add", "README.md", check=True)
+        git(repo, "commit", "-q", "-m", "init", check=True)
         try:
             run = start_sims(tmux, repo, TASK, StartOptions("sim", "sim", plan=True),
                              PAIRLOOP_SIM_MODE="pair", PAIRLOOP_SIM_WORK_SECONDS="0.1")
@@ -170,7 +171,7 @@ def test_codex_writes_the_prose_from_the_digest_read_only_without_a_shell(sim_ru
 @pytest.mark.parametrize("agent", ["claude", "codex"])
 def test_a_model_error_falls_back_to_the_deterministic_notes(agent: str, sim_run: SimRun, homes: Homes,
                                                              model_server: ModelServer) -> None:
-    flavor = "anthropic" if agent == "claude" else "openai"
+    flavor: Flavor = "anthropic" if agent == "claude" else "openai"
     model_server.script(flavor, error(500))  # no retries: homes sets CLAUDE_CODE_MAX_RETRIES=0, codex's to 0
     out = summarize(sim_run, homes.env, "--llm", agent)
     assert out.returncode == 0, out.stderr
