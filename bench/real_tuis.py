@@ -33,6 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bridge import AGENT_ROLES  # noqa: E402
 from tests.e2e.agents_install import Agents, install_agents  # noqa: E402
 from tests.e2e.driver import Pair, scratch_root  # noqa: E402
 from tests.e2e.model_server import Flavor, ModelServer  # noqa: E402
@@ -127,10 +128,10 @@ def main() -> int:
         pair = open_pair(server, agents)
         try:
             pair.start("", "claude", "codex")
-            for role in ("worker", "reviewer"):
+            for role in AGENT_ROLES:
                 pair.wait(lambda: pair.status()["agents"][role]["state"] == "ready", 60,  # noqa: B023
                           f"the {role} ready")
-            relays = {role: relay(pair, role, args.messages) for role in ("worker", "reviewer")}
+            relays = {role: relay(pair, role, args.messages) for role in AGENT_ROLES}
             pair.stop()
         finally:
             close_pair(pair)

@@ -19,7 +19,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,9 +28,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bridge.protocol.checkpoint import changes_between, snapshot  # noqa: E402
-from bridge.protocol.state import parse_findings  # noqa: E402
-from pairloop.runs.store import Run  # noqa: E402
+from bridge import AGENT_ROLES, changes_between, git, git_out, parse_findings, partner_of, snapshot  # noqa: E402
+from pairloop.runs.store import Run, load_run  # noqa: E402
 from pairloop.summary import digest  # noqa: E402
 from pairloop.summary.summarize import summarize  # noqa: E402
 
@@ -47,10 +45,6 @@ CHATTER = [
     "Can you split the config parsing out of the middleware? It is getting long.",
     "Done: parsing lives in config.py now, the middleware only reads the parsed limits.",
 ]
-
-
-def sh(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
 
 
 class Writer:
@@ -100,16 +94,17 @@ def build_run(root: Path, messages: int, rounds: int) -> Run:
     env_id = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
               "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
     os.environ.update(env_id)
-    sh(repo, "init", "-q", "-b", "main")
+    git_out(repo, "init", "-q", "-b", "main")
     (repo / "README.md").write_text("bench repo\n")
-    sh(repo, "add", "-A")
-    sh(repo, "commit", "-q", "-m", "init")
-    base = sh(repo, "rev-parse", "HEAD")
+    git_out(repo, "add", "-A")
+    git_out(repo, "commit", "-q", "-m", "init")
+    base = git_out(repo, "rev-parse", "HEAD")
     run_dir = repo / ".pairloop" / "runs" / RUN_ID
     run_dir.mkdir(parents=True)
     task = "Add rate limiting to the API; prove it with tests.\nKeep the public interface unchanged."
-    manifest = {"version": 1, "id": RUN_ID, "task": task, "repo": str(repo), "base_commit": base,
-                "state": "running", "protocol": {"plan": False, "mirror": True,
+    manifest: dict[str, Any] = {"version": 1, "id": RUN_ID, "task": task, "repo": str(repo), "base_commit": base,
+                "state": "running", "tmux": {"socket_path": "", "session": ""},
+                "protocol": {"plan": False, "mirror": True,
                                                  "limits": {"max_rounds": rounds // 2, "max_messages": 100000}}}
     (run_dir / "run.json").write_text(json.dumps(manifest))
     w = Writer(run_dir / "ledger.jsonl")
@@ -126,13 +121,12 @@ def build_run(root: Path, messages: int, rounds: int) -> Run:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a") as f:
                 f.write("".join(f"line {n}.{i}\n" for i in range(1 + n % 7)))
-        sh(repo, "add", "-A")
-        sh(repo, "commit", "-q", "-m", f"Round {n}: limiter work, part {n}")
+        git_out(repo, "add", "-A")
+        git_out(repo, "commit", "-q", "-m", f"Round {n}: limiter work, part {n}")
         # Some chatter first; the human steps in now and then.
         for i in range(per_round - 3):
-            sender = ("worker", "reviewer")[i % 2]
-            partner = "reviewer" if sender == "worker" else "worker"
-            w.message(sender, (partner,), CHATTER[(n + i) % len(CHATTER)])
+            sender = AGENT_ROLES[i % 2]
+            w.message(sender, (partner_of(sender),), CHATTER[(n + i) % len(CHATTER)])
         if n % 10 == 0:
             hid = w.message("human", ("worker",), f"Round {n}: keep the public interface unchanged, please.")
             w.message("pairloop", ("reviewer",), f"For context, the human told the worker: round {n}", "context",
@@ -143,7 +137,7 @@ def build_run(root: Path, messages: int, rounds: int) -> Run:
         # The review request: a real checkpoint, what the worker says it fixed or disputes.
         # Every fourth round the worker disputes one of the findings instead of fixing it.
         fixed, disputed = (open_ids[:-1], open_ids[-1:]) if n % 4 == 0 else (open_ids, [])
-        body = f"Round {n}: ready for review ({sh(repo, 'rev-parse', '--short', 'HEAD')})."
+        body = f"Round {n}: ready for review ({git_out(repo, 'rev-parse', '--short', 'HEAD')})."
         ref = f"refs/pairloop/{RUN_ID}/round-{n}"
         snap = snapshot(repo, ref, f"pairloop round {n} (work phase): {body[:60]}")
         w.emit({"ev": "round", "round": n, "ref": ref, "commit": snap.commit, "tree": snap.tree, "phase": "work",
@@ -182,7 +176,7 @@ def build_run(root: Path, messages: int, rounds: int) -> Run:
     done = w.message("worker", ("reviewer",), "Finished: rate limiting is in, tested and approved.", "done")
     w.emit({"ev": "run", "state": "agreed", "by": done, "round": rounds, "approved_by": "reviewer"})
     w.close()
-    return Run(run_dir, manifest)
+    return load_run(run_dir)
 
 
 def timed(fn: Any, repeat: int) -> list[float]:
@@ -233,7 +227,7 @@ def main() -> int:
             "digest_build_s": stats(build_s), "summarize_s": stats(summarize_s), "target_s": TARGET_S,
             "repeat": args.repeat, "setup_s": round(setup, 1), "cpus": os.cpu_count(),
             "python": sys.version.split()[0],
-            "git": subprocess.run(["git", "--version"], capture_output=True, text=True, check=False).stdout.strip(),
+            "git": git(None, "--version").stdout.strip(),
         }
     finally:
         if not args.keep:
@@ -244,9 +238,9 @@ def main() -> int:
           f"{result['rounds']} rounds, {result['findings']} findings, {result['commits']} commits")
     for name in ("digest_build_s", "summarize_s"):
         s = result[name]
-        print(f"{name:16} min {s['min']:.3f} s · median {s['median']:.3f} s · max {s['max']:.3f} s"  # type: ignore[index]
+        print(f"{name:16} min {s['min']:.3f} s · median {s['median']:.3f} s · max {s['max']:.3f} s"
               f"  ({args.repeat} runs)")
-    ok = result["summarize_s"]["max"] <= TARGET_S  # type: ignore[index]
+    ok = result["summarize_s"]["max"] <= TARGET_S
     print(f"target: summarize ≤ {TARGET_S} s: {'met' if ok else 'MISSED'}")
     out = ROOT / "bench" / "results" / "summarize.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
