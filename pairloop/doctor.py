@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from pairloop.agents.profiles import INSTALL_HINTS, profile
+from pairloop.agents.profile import profile
 from pairloop.errors import PairloopError
 from pairloop.runs.config import agent_settings, default_roles, read_config
 
@@ -64,7 +64,7 @@ def check_agent(name: str, repo: Path, env: dict[str, str], needed: bool) -> Che
         return Check(name, False, str(exc), needed=needed)
     command = prof.command[0]
     path = shutil.which(command) or (command if Path(command).is_file() else None)
-    hint = INSTALL_HINTS.get(name, "").strip(" ()")
+    hint = prof.install_hint
     if path is None:
         return Check(name, False, f"{command!r} not found on PATH", hint or "install it or set its command "
                      "in .pairloop.toml", needed)

@@ -13,9 +13,11 @@ from click.testing import CliRunner
 
 from bridge.rundir.agent_events import AgentEvent
 from bridge.rundir.manifest import Manifest, RoleSpec, TmuxPlace, read_manifest, write_manifest
+from pairloop.agents.claude import CLAUDE_RULES, claude_settings
+from pairloop.agents.codex import CODEX_RULES
 from pairloop.agents.hook import events_from, handle
 from pairloop.agents.hook import main as hook_main
-from pairloop.agents.profiles import CLAUDE_RULES, CODEX_RULES, TRUST_DIALOG, LaunchContext, claude_settings, profile
+from pairloop.agents.profile import TRUST_DIALOG, LaunchContext, profile
 from pairloop.cli import cli
 from pairloop.errors import MissingTool, UsageProblem
 from pairloop.runs.config import agent_settings, default_roles, read_config
@@ -159,14 +161,16 @@ def test_codex_notify_payloads_skip_the_title_turn() -> None:
 
 
 def test_hook_writes_events_and_records_the_session_once(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    (run_dir / "events" / "reviewer").mkdir(parents=True)
+    run_dir, mailbox = tmp_path / "run", tmp_path / "repo" / ".pairloop" / "runs" / "r"
+    run_dir.mkdir()
     write_manifest(run_dir, Manifest(id="r", repo=str(tmp_path), tmux=TmuxPlace(socket_path="", session=""),
+                                     mailbox=str(mailbox),
                                      roles={"reviewer": RoleSpec(agent="codex", pane="%1", submit_key="Tab",
                                                                  screen=CODEX_RULES)}))
     payload = json.dumps({"type": "agent-turn-complete", "thread-id": "thread-9", "input-messages": ["x"]})
     assert hook_main([str(run_dir), "reviewer", "notify", payload]) == 0
-    files = sorted(p.name for p in (run_dir / "events" / "reviewer").iterdir())
+    assert not (run_dir / "events").exists(), "hook events go to the mailbox, not the run directory"
+    files = sorted(p.name for p in (mailbox / "events" / "reviewer").iterdir())
     assert [f.split("-", 1)[1] for f in files] == ["prompt.json", "stop.json"]
     assert read_manifest(run_dir).roles["reviewer"].session_id == "thread-9"
     handle(run_dir, "reviewer", "notify", payload.replace("thread-9", "thread-10"))

@@ -22,7 +22,7 @@ from bridge.router import Hold, Owed, Paste, SubmitOurs, route
 from bridge.rundir.events import BridgeState, LedgerRepaired, encode
 from bridge.rundir.ledger import Ledger, ledger_path, read_ledger
 from bridge.rundir.manifest import Manifest, RoleSpec, TmuxPlace, write_manifest
-from pairloop.agents.profiles import CLAUDE_RULES
+from pairloop.agents.claude import CLAUDE_RULES
 from tests.typed_events import delivering_paste, delivery, entry, received
 
 TEXT = render([entry("m1", 1, body="please add tests\nfor the parser\nand run them")], {})  # four lines

@@ -26,7 +26,7 @@ from bridge.router import (
     proves_our_paste,
     route,
 )
-from pairloop.agents.profiles import CLAUDE_RULES
+from pairloop.agents.claude import CLAUDE_RULES
 from tests.typed_events import entry, paste_of
 
 NOW = 100.0

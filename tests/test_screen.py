@@ -17,7 +17,7 @@ from bridge.panes.screen import (
     input_text,
 )
 from bridge.router import Paste, proves_our_paste
-from pairloop.agents.profiles import SIM_RULES
+from pairloop.agents.sim import SIM_RULES
 
 RULE = "─" * 40
 HEAD = " pairloop sim · worker  (simulated agent: no model, no account)\n\n"

@@ -12,7 +12,9 @@ import pytest
 
 from bridge.panes.screen import BUSY, DIALOG, DRAFT, READY, STARTING, ScreenRules, choose_option, classify, input_text
 from bridge.router import Paste, proves_our_paste
-from pairloop.agents.profiles import CLAUDE_RULES, CODEX_RULES, TRUST_DIALOG
+from pairloop.agents.claude import CLAUDE_RULES
+from pairloop.agents.codex import CODEX_RULES
+from pairloop.agents.profile import TRUST_DIALOG
 
 SCREENS = Path(__file__).parent / "fixtures" / "screens"
 RULES: dict[str, ScreenRules] = {"claude": CLAUDE_RULES, "codex": CODEX_RULES}

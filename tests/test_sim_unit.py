@@ -13,7 +13,7 @@ from bridge.panes.envelope import ids_in, render
 from bridge.panes.screen import BUSY, DIALOG, DRAFT, READY, Reading, classify
 from bridge.router import Paste, proves_our_paste
 from bridge.rundir.message import Message
-from pairloop.agents.profiles import SIM_RULES
+from pairloop.agents.sim import SIM_RULES
 from pairloop.agents.sim_agent import PASTE_END, PASTE_START, Sim
 
 LONG = 3600.0  # a turn that never ends during a test

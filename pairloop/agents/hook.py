@@ -16,7 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bridge import AgentEvent, update_manifest, with_session_id, write_agent_event
+from bridge import (
+    AgentEvent,
+    InvalidManifest,
+    mailbox_of,
+    read_manifest,
+    update_manifest,
+    with_session_id,
+    write_agent_event,
+)
 
 CODEX_TITLE_PROMPT = "Generate a concise"  # codex's internal title-generation turn also calls notify
 
@@ -54,8 +62,15 @@ def handle(run_dir: Path, role: str, kind: str, raw: str) -> None:
     payload = json.loads(raw) if raw.strip() else {}
     if not isinstance(payload, dict):
         return
-    for n, event in enumerate(events_from(kind, payload)):
-        write_agent_event(run_dir, role, event, n)
+    found = events_from(kind, payload)
+    if not found:
+        return
+    try:
+        mailbox = mailbox_of(read_manifest(run_dir), run_dir)
+    except InvalidManifest:
+        mailbox = run_dir
+    for n, event in enumerate(found):
+        write_agent_event(mailbox, role, event, n)
         if event.session_id:
             update_manifest(run_dir, with_session_id(role, event.session_id))
 

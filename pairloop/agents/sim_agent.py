@@ -3,7 +3,7 @@
 It behaves like the real ones where the bridge cares: an input line when idle that takes bracketed paste and a
 submit key, a busy footer while it works, an optional startup dialog, and replies through ``pairloop send``.
 It writes a receipt for every submitted prompt into the run's events folder, as the real agents' hooks do.
-The strings it paints are the ones ``pairloop.agents.profiles.SIM_RULES`` looks for.
+The strings it paints are the ones ``pairloop.agents.sim.SIM_RULES`` looks for.
 """
 
 from __future__ import annotations
@@ -22,7 +22,17 @@ import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge import AgentEvent, Parsed, Topic, git, parse_envelope, write_agent_event
+from bridge import (
+    AgentEvent,
+    InvalidManifest,
+    Parsed,
+    Topic,
+    git,
+    mailbox_of,
+    parse_envelope,
+    read_manifest,
+    write_agent_event,
+)
 
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 IDLE_FOOTER = "? for shortcuts · enter to submit"
@@ -42,7 +52,7 @@ class Sim:
     role: str
     mode: str
     work_seconds: float
-    run_dir: Path | None
+    run_dir: Path | None  # where it writes its hook events: the run's mailbox
     input: str = ""
     transcript: list[str] = field(default_factory=list)
     queue: list[str] = field(default_factory=list)
@@ -271,6 +281,14 @@ class Sim:
         return [line[:width] for line in [*head, *middle, *bottom]]
 
 
+def mailbox_for(run_dir: Path) -> Path:
+    """The run's mailbox, where hook events go (the run directory itself when run.json does not say)."""
+    try:
+        return mailbox_of(read_manifest(run_dir), run_dir)
+    except InvalidManifest:
+        return run_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pairloop-sim", description=__doc__)
     parser.add_argument("--brief", type=Path, help="the role brief (shown at the top, as a real agent keeps it)")
@@ -280,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         role=os.environ.get("PAIRLOOP_ROLE", "worker"),
         mode=os.environ.get("PAIRLOOP_SIM_MODE", "pair"),
         work_seconds=float(os.environ.get("PAIRLOOP_SIM_WORK_SECONDS", "0.8")),
-        run_dir=Path(run_dir) if run_dir else None,
+        run_dir=mailbox_for(Path(run_dir)) if run_dir else None,
         dialog=os.environ.get("PAIRLOOP_SIM_DIALOG") == "1",
         stuck=os.environ.get("PAIRLOOP_SIM_STUCK") == "1",
         stubborn=os.environ.get("PAIRLOOP_SIM_STUBBORN") == "1",

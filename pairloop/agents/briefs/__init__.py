@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 from string import Template
+
+
+def brief_path(run_dir: Path, role: str) -> Path:
+    """Where a role's brief is kept, in the (private) run directory."""
+    return run_dir / f"brief-{role}.md"
 
 
 def render_brief(role: str, task: str, partner_agent: str, plan_template: str = "PLAN.template.md") -> str:
