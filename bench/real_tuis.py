@@ -80,7 +80,7 @@ def one_start(server: ModelServer, agents: Agents, i: int) -> dict[str, float]:
 
 
 def turn_ends(pair: Pair, role: str) -> int:
-    folder = pair.run_dir / "events" / role
+    folder = pair.mailbox / "events" / role
     count = 0
     for path in folder.glob("*.json"):
         try:

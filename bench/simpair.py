@@ -110,7 +110,7 @@ class Receipts:
     """When the sim agent recorded each message id it was prompted with; new receipt files only."""
 
     def __init__(self, run: Run, role: str) -> None:
-        self.folder = run.dir / "events" / role
+        self.folder = run.events_dir(role)
         self.seen: set[str] = set()
         self.times: dict[str, float] = {}
 

@@ -24,16 +24,17 @@ if TYPE_CHECKING:
     from bridge.deadline import poll
     from bridge.git import git_out
     from bridge.panes.delivery import read_target
-    from bridge.panes.envelope import Parsed, ids_in
+    from bridge.panes.envelope import ATTACHMENTS, Parsed, ids_in
     from bridge.panes.envelope import parse as parse_envelope
     from bridge.panes.sanitize import inert
     from bridge.panes.screen import EXITED, STARTING, ScreenRules
     from bridge.panes.tmux import Tmux, TmuxError, TmuxMissing
     from bridge.protocol.checkpoint import changes_between, snapshot
-    from bridge.protocol.referee import Topic
+    from bridge.protocol.referee import AGREEMENT_LOG, AGREEMENT_PID, Topic
     from bridge.protocol.state import DISPUTED, FIXED, OPEN, RESOLVED, Protocol, parse_findings
     from bridge.roles import AGENT_ROLES, HUMAN, RECIPIENTS, REVIEWER, SENDERS, WORKER, is_agent, partner_of
-    from bridge.rundir.agent_events import AgentEvent, InvalidAgentEvent, write_agent_event
+    from bridge.rundir.agent_events import EVENTS, AgentEvent, InvalidAgentEvent, events_dir, write_agent_event
+    from bridge.rundir.control import request as request_control
     from bridge.rundir.events import (
         AgentState,
         Answered,
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
         Verdict,
         as_dict,
     )
-    from bridge.rundir.files import write_atomic
+    from bridge.rundir.files import private_dir, write_atomic
     from bridge.rundir.ledger import Damaged, LedgerWriteError, Replay, append_once, events_of, ledger_path, read_ledger
     from bridge.rundir.ledger import follow as follow_ledger
     from bridge.rundir.lock import running as bridge_running
@@ -72,6 +73,8 @@ if TYPE_CHECKING:
         ProtocolSettings,
         RoleSpec,
         TmuxPlace,
+        mailbox_of,
+        manifest_path,
         read_manifest,
         targets,
         update_manifest,
@@ -79,7 +82,7 @@ if TYPE_CHECKING:
         with_state,
         write_manifest,
     )
-    from bridge.rundir.message import Message, new_message_id, post
+    from bridge.rundir.message import Message, new_message_id, outbox_dir, post
 
 # run directory files: run.json, and the atomic write every file of the run goes through
 __all__ = ["Answer", "InvalidManifest", "Limits", "Manifest", "ProtocolSettings", "RoleSpec", "TmuxPlace",
@@ -98,6 +101,9 @@ __all__ += ["AgentState", "Answered", "AnyEvent", "BridgeState", "Damaged", "Del
             "Suppressed", "Verdict", "as_dict", "ledger_path"]
 # what the agents report through their hooks (events/<role>/), and what a notice is about
 __all__ += ["AgentEvent", "InvalidAgentEvent", "Topic", "write_agent_event"]
+# where the run directory and its mailbox keep things
+__all__ += ["AGREEMENT_LOG", "AGREEMENT_PID", "ATTACHMENTS", "EVENTS", "events_dir", "mailbox_of", "manifest_path",
+            "outbox_dir", "private_dir", "request_control"]
 # tmux: the server pairloop works on, and its errors
 __all__ += ["Tmux", "TmuxError", "TmuxMissing"]
 # screen: what an agent's pane shows
@@ -109,6 +115,16 @@ __all__ += ["RUN_VARS", "TMUX_VARS", "child_env", "git", "git_out", "poll"]
 
 # Where each name lives: (module, its name there).
 _HOME: dict[str, tuple[str, str]] = {
+    "AGREEMENT_LOG": ("bridge.protocol.referee", "AGREEMENT_LOG"),
+    "AGREEMENT_PID": ("bridge.protocol.referee", "AGREEMENT_PID"),
+    "EVENTS": ("bridge.rundir.agent_events", "EVENTS"),
+    "events_dir": ("bridge.rundir.agent_events", "events_dir"),
+    "mailbox_of": ("bridge.rundir.manifest", "mailbox_of"),
+    "manifest_path": ("bridge.rundir.manifest", "manifest_path"),
+    "outbox_dir": ("bridge.rundir.message", "outbox_dir"),
+    "private_dir": ("bridge.rundir.files", "private_dir"),
+    "request_control": ("bridge.rundir.control", "request"),
+    "ATTACHMENTS": ("bridge.panes.envelope", "ATTACHMENTS"),
     "inert": ("bridge.panes.sanitize", "inert"),
     "Answer": ("bridge.rundir.manifest", "Answer"),
     "ProtocolSettings": ("bridge.rundir.manifest", "ProtocolSettings"),

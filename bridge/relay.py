@@ -19,7 +19,7 @@ from bridge.book import DELIVERED, DELIVERING, FAILED, QUEUED, SUPPRESSED, Book,
 from bridge.effects import Effects, Post
 from bridge.inbox.intake import Intake
 from bridge.panes.delivery import Outcome, deliver, submit_again
-from bridge.panes.envelope import attachment_path, needs_attachment, render
+from bridge.panes.envelope import ATTACHMENTS, attachment_path, needs_attachment, render
 from bridge.panes.lookout import Lookout
 from bridge.panes.screen import Reading
 from bridge.panes.statusline import status_text
@@ -47,7 +47,7 @@ from bridge.rundir import lock
 from bridge.rundir.events import DELIVERY_EVENTS, AnyEvent, BridgeState, Delivering, Received
 from bridge.rundir.files import private_dir
 from bridge.rundir.ledger import Ledger, LedgerWriteError, ledger_path, read_ledger
-from bridge.rundir.manifest import read_manifest, targets
+from bridge.rundir.manifest import mailbox_of, read_manifest, targets
 
 BridgeBusy = lock.BridgeBusy
 DISK_RETRY_SECONDS = 1.0
@@ -63,7 +63,8 @@ class Bridge:
         self.referee = Referee(self.manifest, run_dir)
         self.lookout = Lookout(tmux, self.targets, {r: s.answers for r, s in self.manifest.roles.items()},
                                time.monotonic())
-        self.intake = Intake(run_dir, tuple(self.targets))
+        self.mailbox = mailbox_of(self.manifest, run_dir)
+        self.intake = Intake(run_dir, self.mailbox, tuple(self.targets))
         self.schedules = {role: Schedule() for role in self.targets}
         self.wake = threading.Event()
         self.stopping = False
@@ -352,7 +353,8 @@ class Bridge:
                 self.report.line(f"{describe(entry, role)} {words[state]}{batch}")
 
     def attach(self, entry: Entry) -> Path:
-        path = attachment_path(private_dir(self.run_dir / "attachments"), entry.message.id)
+        # In the mailbox: the receiving agent reads it there, inside its own workspace.
+        path = attachment_path(private_dir(self.mailbox / ATTACHMENTS), entry.message.id)
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:

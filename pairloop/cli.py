@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -225,7 +225,7 @@ def unpause(run_id: str | None) -> None:
     _control(run_id, "unpause")
 
 
-def _control(run_id: str | None, action: str) -> None:
+def _control(run_id: str | None, action: Literal["pause", "unpause"]) -> None:
     run = find_run(here(), run_id, run_env(sender_from(os.environ), os.environ))
     request_control(run, action)
     click.echo(f"{action} requested for run {run.id}")

@@ -22,7 +22,7 @@ def start_sims(tmux: Tmux, repo: Path, task: str = "", options: StartOptions | N
 
 def events(run: Run, role: str, kind: str) -> list[dict[str, Any]]:
     """The sim's receipts (kind "prompt") or turn ends (kind "stop"), oldest first."""
-    folder = run.dir / "events" / role
+    folder = run.events_dir(role)
     names = sorted((p for p in folder.glob(f"*-{kind}.json")), key=lambda p: int(p.name.split("-")[0]))
     return [json.loads(p.read_text()) | {"file": p.name} for p in names]
 

@@ -17,7 +17,7 @@ from bridge import Entry, Tmux, TmuxError, TmuxMissing, read_manifest
 from bridge.git import git_out
 from pairloop.cli import PairloopGroup, cli
 from pairloop.errors import MissingTool, NoSuchRun, PairloopError, UsageProblem
-from pairloop.runs.store import Run
+from pairloop.runs.store import Run, runs_dir
 from tests.conftest import wait_for
 from tests.helpers import delivered, start_sims
 
@@ -115,8 +115,12 @@ def test_start_send_status_log_stop(tmux_server: Tmux, git_repo: Path, monkeypat
     assert code == 0, out
     run_id = out.split()[1]
     assert f"session pairloop-repo-{run_id}" in out
-    run_dir = git_repo / ".pairloop" / "runs" / run_id
+    run_dir = runs_dir() / run_id
     assert oct(run_dir.stat().st_mode & 0o777) == "0o700"
+    mailbox = git_repo / ".pairloop" / "runs" / run_id
+    assert oct(mailbox.stat().st_mode & 0o777) == "0o700"
+    assert sorted(p.name for p in mailbox.iterdir()) == ["PLAN.template.md", "events", "outbox"], \
+        "only what the agents write, and the template they read, is in their workspace"
     assert "/.pairloop/" in (git_repo / ".git" / "info" / "exclude").read_text()
     manifest = read_manifest(run_dir)
     assert manifest.roles["worker"].agent == "sim"

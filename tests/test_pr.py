@@ -126,7 +126,7 @@ def world(tmp_path: Path, git_repo: Path) -> World:
     for args in (["checkout", "-q", "-b", "feature"], ["remote", "add", "origin", str(origin)],
                  ["push", "-q", "-u", "origin", "feature"]):
         git(repo, *args, check=True)
-    run_id, run_dir = create_run_dir(repo)
+    run_id, run_dir, _ = create_run_dir(repo)
     write_manifest(run_dir, Manifest(id=run_id, task=TITLE, repo=str(repo), base_commit=base_commit(repo),
                                      state="stopped", tmux=TmuxPlace(socket_path="/nonexistent", session="none")))
     (run_dir / "PR_NOTES.md").write_text(NOTES, encoding="utf-8")

@@ -171,7 +171,7 @@ def test_large_body_is_saved_as_a_file(tmux_server: Tmux, git_repo: Path) -> Non
     msg = human_says(run, "reviewer", body)
     wait_for(lambda: delivered(run, msg.id, "reviewer"), what="delivery")
     (got,) = prompts(run, "reviewer")
-    saved = run.dir / "attachments" / f"{msg.id}.txt"
+    saved = run.mailbox / "attachments" / f"{msg.id}.txt"
     assert f"read {saved}" in got
     assert saved.read_text() == body
     assert len(got) < 1000
@@ -180,7 +180,7 @@ def test_large_body_is_saved_as_a_file(tmux_server: Tmux, git_repo: Path) -> Non
 def test_malformed_files_are_set_aside_and_the_next_message_arrives(tmux_server: Tmux, git_repo: Path) -> None:
     run = start_sims(tmux_server, git_repo)
     pid = bridge_pid(run)
-    human = run.dir / "outbox" / "human"
+    human = run.outbox / "human"
     human.mkdir(exist_ok=True)
     (human / "a-latin1.json").write_bytes(b'{"body": "caf\xe9"}')
     (human / "b-empty.json").write_bytes(b"")
@@ -217,7 +217,7 @@ def test_bridge_sigkilled_mid_stream_loses_and_duplicates_nothing(
     if watch == "poll":
         monkeypatch.setenv("PAIRLOOP_WATCH", "poll")  # the private server (and so the bridge) inherits it
     run = start_sims(tmux_server, git_repo)
-    outbox = run.dir / "outbox"
+    outbox = run.outbox
     sent: list[str] = []
     kills = 0
     for i in range(100):
@@ -305,7 +305,7 @@ def test_envelope_header_names_the_reply_command(tmux_server: Tmux, git_repo: Pa
 def test_a_file_still_being_written_is_not_refused(tmux_server: Tmux, git_repo: Path) -> None:
     """A sender that writes in place (`echo > file`) is read once the file is complete, not refused half-way."""
     run = start_sims(tmux_server, git_repo)
-    path = run.dir / "outbox" / "human" / "slow-writer.json"
+    path = run.outbox / "human" / "slow-writer.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text('{"id": "slow1", "from": "human", "to": ["worker"], ')
     other = human_says(run, "reviewer", "scanned while the other file was half written")
@@ -336,7 +336,7 @@ def test_a_permission_prompt_reported_by_a_hook_calls_the_human_and_holds_delive
     tmux_server: Tmux, git_repo: Path
 ) -> None:
     run = start_sims(tmux_server, git_repo)
-    event = run.dir / "events" / "worker" / "9999999999999999999-attention.json"
+    event = run.events_dir("worker") / "9999999999999999999-attention.json"
     event.write_text('{"event": "attention", "message": "Claude needs your permission"}')
     bridge = run.manifest.bridge_pane
     wait_for(lambda: "the worker waits for you: Claude needs your permission" in tmux_server.capture(bridge),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bridge.book import Book
 from bridge.effects import Effects
-from bridge.inbox.mailbox import SETTLE_SECONDS, Refusal, move_aside, scan
+from bridge.inbox.mailbox import REJECTED, SETTLE_SECONDS, Refusal, move_aside, scan
 from bridge.panes.envelope import ids_in
 from bridge.panes.sanitize import inert
 from bridge.protocol.referee import Referee
@@ -48,9 +48,10 @@ class Heard:
 
 
 class Intake:
-    def __init__(self, run_dir: Path, roles: tuple[str, ...]) -> None:
+    def __init__(self, run_dir: Path, mailbox: Path, roles: tuple[str, ...]) -> None:
         self.run_dir = run_dir
-        self.outbox = run_dir / OUTBOX
+        self.mailbox = mailbox
+        self.outbox = mailbox / OUTBOX
         self.roles = roles
         self.receipts: dict[str, set[str]] = {role: set() for role in roles}
         self.seen: set[str] = set()  # hook event files already heard, as "<role>/<name>"
@@ -58,13 +59,13 @@ class Intake:
         self._refusals: list[Refusal] = []
 
     def prepare(self) -> None:
-        for folder in (self.outbox, self.run_dir / EVENTS, control_dir(self.run_dir)):
+        for folder in (self.outbox, self.mailbox / EVENTS, control_dir(self.run_dir)):
             private_dir(folder)
         for role in self.roles:
-            private_dir(events_dir(self.run_dir, role))
+            private_dir(events_dir(self.mailbox, role))
 
     def watched(self) -> list[Path]:
-        return [self.outbox, self.run_dir / EVENTS, control_dir(self.run_dir)]
+        return [self.outbox, self.mailbox / EVENTS, control_dir(self.run_dir)]
 
     def replayed(self, event: AnyEvent) -> None:
         if isinstance(event, HumanTurn) and event.event_file:
@@ -131,15 +132,15 @@ class Intake:
         pending, self._refusals = self._refusals, []
         for refusal in pending:
             try:
-                moved = move_aside(refusal.path, self.run_dir, "rejected")
+                moved = move_aside(refusal.path, self.run_dir, REJECTED)
             except FileNotFoundError:
                 continue
             except OSError as exc:
                 self._refusals.append(refusal)  # try again next pass (a full disk)
-                out.append(Refused(Rejected(file=_rel(refusal.path, self.run_dir),
+                out.append(Refused(Rejected(file=_rel(refusal.path, self.mailbox),
                                             reason=f"{refusal.reason}; not moved yet: {exc.strerror}")))
                 continue
-            out.append(Refused(Rejected(file=_rel(refusal.path, self.run_dir), reason=refusal.reason,
+            out.append(Refused(Rejected(file=_rel(refusal.path, self.mailbox), reason=refusal.reason,
                                         moved_to=_rel(moved, self.run_dir))))
         return out
 
@@ -150,7 +151,7 @@ class Intake:
         typing straight into the pane."""
         heard = Heard()
         for role in self.roles:
-            folder = events_dir(self.run_dir, role)
+            folder = events_dir(self.mailbox, role)
             try:
                 names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
             except FileNotFoundError:
@@ -163,7 +164,11 @@ class Intake:
                 try:
                     event = read_agent_event(folder / name)
                 except InvalidAgentEvent as exc:
-                    heard.problems.append(f"ignored {role} hook event {inert(name)}: {exc.reason}")
+                    if _fresh(folder / name):  # perhaps still being written by a writer that does not rename
+                        self.seen.discard(key)
+                        self.rescan_at = self.rescan_at or time.monotonic() + SETTLE_SECONDS / 2
+                    else:
+                        heard.problems.append(f"ignored {role} hook event {inert(name)}: {exc.reason}")
                     continue
                 # A late receipt (codex reports a turn's prompt when the turn ends) says nothing of now.
                 heard.kinds.append((role, "" if event.late else event.event))
@@ -185,6 +190,13 @@ class Intake:
         if referee.settings.mirror:
             fx.add(referee.mirror(f"turn-{role}-{name.split('-', maxsplit=1)[0]}", (role,), prompt, "message"))
         return fx
+
+
+def _fresh(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime < SETTLE_SECONDS
+    except OSError:
+        return False
 
 
 def _rel(path: Path, run_dir: Path) -> str:

@@ -31,6 +31,7 @@ def digest(message: Message) -> str:
     return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
 
 
+REJECTED = "rejected"  # refused files are set aside here, in the run directory, never deleted
 # A file that does not parse yet but was written this recently may still be being written by a sender that
 # does not rename into place (`echo ... > file`): look again shortly before refusing it.
 SETTLE_SECONDS = 1.0

@@ -67,6 +67,9 @@ def render(entries: Sequence[Entry], attachments: dict[str, str], footer: str = 
     return "\n\n".join(parts)
 
 
+ATTACHMENTS = "attachments"
+
+
 def attachment_path(folder: Path, msg_id: str) -> Path:
     return folder / f"{msg_id}.txt"
 

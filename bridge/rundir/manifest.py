@@ -71,6 +71,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     state: Literal["running", "stopped"] = "running"
     yolo: bool = False
     tmux: TmuxPlace
+    # Where the agents write (outbox/, events/): inside their workspace, so a sandboxed agent can still talk.
+    # Everything else of the run, which pairloop trusts or executes, lives where the agents cannot write.
+    mailbox: str = ""
     bridge_pane: str = ""
     on_agreement: tuple[str, ...] = ()  # what the bridge runs once the pair agrees (the summary)
     protocol: ProtocolSettings = ProtocolSettings()
@@ -98,16 +101,20 @@ def parse_manifest(data: bytes) -> Manifest:
         raise InvalidManifest(str(exc)) from None
 
 
+def manifest_path(run_dir: Path) -> Path:
+    return run_dir / MANIFEST
+
+
 def read_manifest(run_dir: Path) -> Manifest:
     try:
-        data = (run_dir / MANIFEST).read_bytes()
+        data = manifest_path(run_dir).read_bytes()
     except OSError as exc:
         raise InvalidManifest(f"cannot read {MANIFEST}: {exc.strerror}") from None
     return parse_manifest(data)
 
 
 def write_manifest(run_dir: Path, manifest: Manifest) -> None:
-    write_atomic(run_dir / MANIFEST, msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n")
+    write_atomic(manifest_path(run_dir), msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n")
 
 
 @contextmanager
@@ -139,6 +146,11 @@ def with_session_id(role: str, session_id: str) -> Callable[[Manifest], Manifest
         roles = {**m.roles, role: msgspec.structs.replace(spec, session_id=session_id)}
         return msgspec.structs.replace(m, roles=roles)
     return change
+
+
+def mailbox_of(manifest: Manifest, run_dir: Path) -> Path:
+    """The run's mailbox: the folder the agents write their messages and hook events into."""
+    return Path(manifest.mailbox) if manifest.mailbox else run_dir
 
 
 def targets(manifest: Manifest) -> dict[str, Target]:

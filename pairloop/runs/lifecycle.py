@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from bridge import (
     AGENT_ROLES,
+    AGREEMENT_PID,
     EXITED,
     STARTING,
     Answer,
@@ -29,6 +30,7 @@ from bridge import (
     child_env,
     git,
     new_message_id,
+    outbox_dir,
     partner_of,
     poll,
     post,
@@ -37,14 +39,17 @@ from bridge import (
     write_manifest,
 )
 from bridge import bridge_running as lock_held
-from pairloop.agents.briefs import render_brief
-from pairloop.agents.profiles import TRUST_DIALOG, AgentProfile, LaunchContext, profile
+from bridge import (
+    request_control as request,
+)
+from pairloop.agents.briefs import brief_path, render_brief
+from pairloop.agents.profile import TRUST_DIALOG, AgentProfile, LaunchContext, profile
 from pairloop.errors import PairloopError
 from pairloop.runs.config import agent_settings, read_config
 from pairloop.runs.launch import LaunchSpec, write_launch_spec
 from pairloop.runs.store import RUNNING, STOPPED, Run, base_commit, create_run_dir, load_run, slug
 from pairloop.runs.workspace import launch, open_workspace
-from pairloop.summary.plan import template_text
+from pairloop.summary.plan import TEMPLATE, template_text
 
 
 def _bin_dir() -> str:
@@ -89,20 +94,20 @@ def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
     profiles = {role: profile(agents[role], settings[role]) for role in AGENT_ROLES}
     for prof in profiles.values():
         prof.check_installed()
-    run_id, run_dir = create_run_dir(repo)
+    run_id, run_dir, mailbox = create_run_dir(repo)
     session = f"pairloop-{slug(repo.name)}-{run_id}"
     yolo = " · YOLO: permission checks off" if options.yolo else ""
     titles = {role: f"{role} · {profiles[role].name}{yolo}" for role in AGENT_ROLES} | {"bridge": "bridge"}
     panes = open_workspace(tmux, session, repo, titles)
     try:
         contexts = {}
-        template = run_dir / "PLAN.template.md"
-        template.write_text(template_text(), encoding="utf-8")
+        template = mailbox / TEMPLATE  # for the agents to read, in their own workspace
+        write_atomic(template, template_text().encode("utf-8"))
         for role in AGENT_ROLES:
             partner = profiles[partner_of(role)].name
             brief = render_brief(role, task, partner, str(template))
-            brief_file = run_dir / f"brief-{role}.md"
-            brief_file.write_text(brief, encoding="utf-8")
+            brief_file = brief_path(run_dir, role)
+            write_atomic(brief_file, brief.encode("utf-8"))
             model = options.models.get(role) or settings[role].get("model")
             contexts[role] = LaunchContext(run_dir, role, brief, brief_file, str(model) if model else None,
                                            (*settings[role].get("args", []), *options.extra_args.get(role, ())),
@@ -111,7 +116,8 @@ def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
         manifest = Manifest(
             id=run_id, task=task, repo=str(repo), base_commit=base_commit(repo),
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), state=RUNNING, yolo=options.yolo,
-            tmux=TmuxPlace(socket_path=tmux.socket_path(), session=session), bridge_pane=panes.bridge,
+            tmux=TmuxPlace(socket_path=tmux.socket_path(), session=session), mailbox=str(mailbox),
+            bridge_pane=panes.bridge,
             # What the bridge runs once the pair agrees: the summary, written without anyone asking.
             on_agreement=(sys.executable, "-m", "pairloop", "summarize", "--run", run_id, "--quiet"),
             protocol=ProtocolSettings(plan=options.plan, mirror=options.mirror,
@@ -121,7 +127,7 @@ def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
         )
         write_manifest(run_dir, manifest)
         if task.strip():
-            post(run_dir / "outbox", Message(new_message_id(), "human", ("worker",), task, "task"))
+            post(outbox_dir(mailbox), Message(new_message_id(), "human", ("worker",), task, "task"))
         launch(tmux, panes.bridge, [sys.executable, "-m", "bridge", str(run_dir)])
         for role in AGENT_ROLES:
             write_launch_spec(run_dir, role, LaunchSpec(argv=tuple(argvs[role]), cwd=str(repo),
@@ -170,17 +176,15 @@ def send_message(run: Run, sender: str, to: tuple[str, ...], body: str, kind: st
         raise PairloopError(f"run {run.id} is stopped; start a new one with `pairloop start`")
     message = Message(new_message_id(), sender, to, body, kind, fixed=fixed, disputed=disputed)
     Message.from_json(message.to_json())  # the same validation the bridge applies
-    post(run.dir / "outbox", message)
+    post(run.outbox, message)
     return message
 
 
-def request_control(run: Run, action: str) -> None:
+def request_control(run: Run, action: Literal["pause", "unpause"]) -> None:
     """Ask the bridge to pause or unpause the relay: a file in control/, like everything else."""
     if run.stopped:
         raise PairloopError(f"run {run.id} is stopped")
-    folder = run.dir / "control"
-    folder.mkdir(exist_ok=True, mode=0o700)
-    write_atomic(folder / f"{new_message_id()}-{action}.json", json.dumps({"action": action}).encode())
+    request(run.dir, new_message_id(), action)
 
 
 def bridge_running(run: Run) -> bool:
@@ -238,7 +242,7 @@ def wait_for_summary(run: Run, timeout: float) -> bool:
     """The summary the bridge started on agreement runs in its own session: let it finish (it takes well
     under a second) so nothing of the run is left running. True when none is running any more."""
     try:
-        pid = int((run.dir / "on-agreement.pid").read_text().strip())
+        pid = int((run.dir / AGREEMENT_PID).read_text().strip())
     except (OSError, ValueError):
         return True
     return bool(poll(lambda: not _alive(pid), timeout, delay=0.05, max_delay=0.05))

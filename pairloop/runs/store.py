@@ -1,4 +1,10 @@
-"""Runs and their directories: create them, find them, read what state they are in."""
+"""Runs and their directories: create them, find them, read what state they are in.
+
+A run has two folders. Its run directory, under the per-user state root (``PAIRLOOP_HOME``, by default
+``$XDG_STATE_HOME/pairloop``), holds everything pairloop trusts or executes: run.json, the ledger, the agents'
+settings and briefs, the launch files, control requests. Its mailbox, ``<repo>/.pairloop/runs/<id>/``, is the
+only part inside the agents' workspace: their outbox and hook events, read as untrusted data. An agent that can
+write anywhere in the repository can therefore still talk, but cannot rewrite what the bridge runs or believes."""
 
 from __future__ import annotations
 
@@ -6,17 +12,24 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from bridge import (
+    EVENTS,
     Book,
     Damaged,
     InvalidManifest,
     LedgerRepaired,
     Manifest,
     Protocol,
+    events_dir,
+    mailbox_of,
+    manifest_path,
+    outbox_dir,
+    private_dir,
     read_ledger,
     read_manifest,
     update_manifest,
@@ -27,6 +40,7 @@ from bridge import (
     ledger_path as ledger_file,
 )
 from pairloop.errors import NoSuchRun, UsageProblem
+from pairloop.runs.launch import LAUNCH
 
 STATE_DIR = ".pairloop"
 RUNNING: Literal["running"] = "running"
@@ -43,7 +57,21 @@ def repo_root(cwd: Path) -> Path:
     return Path(out.stdout.strip()).resolve() if out.returncode == 0 else cwd.resolve()
 
 
-def runs_dir(repo: Path) -> Path:
+def state_root(env: Mapping[str, str] | None = None) -> Path:
+    """Where pairloop keeps its runs for this user: PAIRLOOP_HOME, else the XDG state directory."""
+    env = os.environ if env is None else env
+    if env.get("PAIRLOOP_HOME"):
+        return Path(env["PAIRLOOP_HOME"]).expanduser()
+    xdg = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
+    return Path(xdg).expanduser() / "pairloop"
+
+
+def runs_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Every run's (trusted) run directory lives here, whatever repository it belongs to."""
+    return state_root(env) / "runs"
+
+
+def mailboxes_dir(repo: Path) -> Path:
     return repo / STATE_DIR / "runs"
 
 
@@ -71,18 +99,19 @@ def exclude_from_git(repo: Path) -> None:
             f.write(("" if not lines or exclude.read_text().endswith("\n") else "\n") + f"/{STATE_DIR}/\n")
 
 
-def create_run_dir(repo: Path) -> tuple[str, Path]:
-    root = repo / STATE_DIR
-    root.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(root, 0o700)
-    runs_dir(repo).mkdir(mode=0o700, exist_ok=True)
+def create_run_dir(repo: Path) -> tuple[str, Path, Path]:
+    """A new run's id, its run directory (private, outside the repository) and its mailbox (in it)."""
     run_id = new_run_id()
-    run_dir = runs_dir(repo) / run_id
+    run_dir = runs_dir() / run_id
+    private_dir(run_dir.parent)
     run_dir.mkdir(mode=0o700)
-    for sub in ("outbox", "events", "launch"):
-        (run_dir / sub).mkdir(mode=0o700)
+    private_dir(run_dir / LAUNCH)
+    private_dir(repo / STATE_DIR)
+    mailbox = private_dir(mailboxes_dir(repo) / run_id)
+    for folder in (outbox_dir(mailbox), mailbox / EVENTS):
+        private_dir(folder)
     exclude_from_git(repo)
-    return run_id, run_dir
+    return run_id, run_dir, mailbox
 
 
 def base_commit(repo: Path) -> str | None:
@@ -122,6 +151,17 @@ class Run:
     @property
     def socket_path(self) -> str:
         return self.manifest.tmux.socket_path
+
+    @property
+    def mailbox(self) -> Path:
+        return mailbox_of(self.manifest, self.dir)
+
+    @property
+    def outbox(self) -> Path:
+        return outbox_dir(self.mailbox)
+
+    def events_dir(self, role: str) -> Path:
+        return events_dir(self.mailbox, role)
 
     @property
     def ledger_path(self) -> Path:
@@ -170,19 +210,25 @@ def load_run(run_dir: Path) -> Run:
         raise NoSuchRun(f"{run_dir} is not a pairloop run ({exc.reason})") from None
 
 
-def list_runs(repo: Path) -> list[Run]:
-    """This repo's runs, newest first; folders that are not runs are skipped."""
-    folder = runs_dir(repo)
+def all_runs() -> list[Run]:
+    """Every run of this user, newest first; folders that are not runs are skipped."""
+    folder = runs_dir()
     if not folder.is_dir():
         return []
     out = []
     for child in sorted(folder.iterdir(), reverse=True):
-        if (child / "run.json").is_file():
+        if manifest_path(child).is_file():
             try:
                 out.append(load_run(child))
             except NoSuchRun:
                 continue
     return out
+
+
+def list_runs(repo: Path) -> list[Run]:
+    """This repo's runs, newest first."""
+    where = str(repo.resolve())
+    return [r for r in all_runs() if r.manifest.repo == where]
 
 
 def find_run(repo: Path, run_id: str | None, env: dict[str, str] | None = None, active: bool = True) -> Run:

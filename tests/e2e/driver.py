@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from bridge.deadline import poll
 from bridge.git import git
 from bridge.panes.envelope import parse
+from pairloop.runs.store import mailboxes_dir, runs_dir
 from tests.e2e.agents_install import Agents
 from tests.e2e.homes import Homes, prepare_homes, venv_bin
 from tests.e2e.model_server import Flavor, ModelServer, RecordedRequest
@@ -140,8 +141,15 @@ class Pair:
 
     @property
     def run_dir(self) -> Path:
+        """The run's own directory, under the state root of this pair's environment."""
         assert self.run_id, "no run started"
-        return self.repo / ".pairloop" / "runs" / self.run_id
+        return runs_dir(self.env) / self.run_id
+
+    @property
+    def mailbox(self) -> Path:
+        """Where the agents write: in the repository, inside their workspace."""
+        assert self.run_id, "no run started"
+        return mailboxes_dir(self.repo) / self.run_id
 
     def manifest(self) -> dict[str, Any]:
         return dict(json.loads((self.run_dir / "run.json").read_text()))

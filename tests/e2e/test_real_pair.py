@@ -147,7 +147,7 @@ def test_the_agents_own_hooks_report_each_prompt_and_turn_end(pair: Pair, agent:
     wait_delivered(pair, tid, "worker")
 
     def reported() -> list[dict[str, Any]]:
-        folder = pair.run_dir / "events" / "worker"
+        folder = pair.mailbox / "events" / "worker"
         return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
     def receipt_then_stop() -> bool:

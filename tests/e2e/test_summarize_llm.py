@@ -90,7 +90,7 @@ def sim_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimRun]:
         assert plain.returncode == 0, plain.stderr
         assert "Warning" not in plain.stderr
     transcript = "\n".join(json.loads(p.read_text()).get("prompt", "")
-                           for p in sorted((run.dir / "events").glob("*/*-prompt.json")))
+                           for p in sorted((run.mailbox / "events").glob("*/*-prompt.json")))
     yield SimRun(repo, run.id, run.dir, (run.dir / "PR_NOTES.md").read_text(encoding="utf-8"),
                  json.loads((run.dir / "digest.json").read_text(encoding="utf-8")), transcript)
 
@@ -104,6 +104,8 @@ def homes(tmp_path: Path, sim_run: SimRun, model_server: ModelServer, agents: Ag
 def summarize(sim_run: SimRun, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     notes = sim_run.run_dir / "PR_NOTES.md"
     notes.unlink(missing_ok=True)  # whatever is there afterwards, this call wrote
+    # The run was made under another HOME: point at its state root.
+    env = {**env, "PAIRLOOP_HOME": str(sim_run.run_dir.parent.parent)}
     return _pairloop(["summarize", "--run", sim_run.run_id, "--quiet", *args], env, sim_run.repo)
 
 
