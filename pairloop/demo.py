@@ -15,6 +15,7 @@ from pathlib import Path
 from bridge import QUEUED, Tmux, TmuxError, child_env, git, poll
 from pairloop.runs.lifecycle import StartOptions, start_run, stop_run, wait_for_summary, wait_until_running
 from pairloop.runs.store import AGREED, Run
+from pairloop.summary.summarize import pr_notes_path
 from pairloop.views import conversation, message_lines
 
 DEMO_TASK = "Add a greet(name) function in greeting.py, with a test, and get it reviewed."
@@ -110,7 +111,7 @@ def _watch_attached(tmux: Tmux, run: Run, timeout: float) -> bool:
 
 def _show_review_history(run: Run, echo: Callable[[str], None]) -> None:
     """The part of the PR notes the summarizer wrote on agreement that shows the loop at a glance."""
-    notes = run.dir / "PR_NOTES.md"
+    notes = pr_notes_path(run)
     if not notes.exists():
         return
     text = notes.read_text(encoding="utf-8")

@@ -122,3 +122,71 @@ def test_importing_bridge_loads_only_what_it_binds_at_once() -> None:
     lone = "import sys, bridge; print(sorted(m for m in sys.modules if m.startswith('bridge.')))"
     proc = subprocess.run([sys.executable, "-c", lone], cwd=ROOT, capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "['bridge.git']"
+
+
+# Every file and folder of a run directory (and of its mailbox) has ONE owning module: only it spells the name,
+# everyone else asks it for the path. A name is a whole string constant (or the fixed start of an f-string).
+RUN_DIR_OWNERS = {
+    "run.json": "bridge/rundir/manifest.py",
+    ".run.json.lock": "bridge/rundir/manifest.py",
+    "ledger.jsonl": "bridge/rundir/ledger.py",
+    "bridge.lock": "bridge/rundir/lock.py",
+    "bridge.log": "bridge/report.py",
+    "outbox": "bridge/rundir/message.py",
+    "events": "bridge/rundir/agent_events.py",
+    "control": "bridge/rundir/control.py",
+    "rejected": "bridge/inbox/mailbox.py",
+    "attachments": "bridge/panes/envelope.py",
+    "on-agreement.log": "bridge/protocol/referee.py",
+    "on-agreement.pid": "bridge/protocol/referee.py",
+    ".paste-": "bridge/relay.py",
+    "launch": "pairloop/runs/launch.py",
+    "brief-": "pairloop/agents/briefs/__init__.py",
+    "claude-settings-": "pairloop/agents/claude.py",
+    "hook-errors.log": "pairloop/agents/hook.py",
+    "PLAN.template.md": "pairloop/summary/plan.py",
+    "digest.json": "pairloop/summary/summarize.py",
+    "PR_NOTES.md": "pairloop/summary/summarize.py",
+}
+_PREFIXES = {name for name in RUN_DIR_OWNERS if name.endswith("-")}
+
+
+def _not_paths(tree: ast.AST) -> set[int]:
+    """Strings that cannot be a file name: dict keys, subscripts and a class's keywords (an event's tag)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            skip |= {id(k) for k in node.keys if k is not None}
+        elif isinstance(node, ast.Subscript):
+            skip.add(id(node.slice))
+        elif isinstance(node, ast.ClassDef):
+            skip |= {id(k.value) for k in node.keywords}
+    return skip
+
+
+def _names_spelled(path: Path) -> set[str]:
+    found: set[str] = set()
+    tree = ast.parse(path.read_text())
+    skip = _not_paths(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value in RUN_DIR_OWNERS:
+                found.add(node.value)
+        elif isinstance(node, ast.JoinedStr) and node.values:
+            head = node.values[0]
+            if isinstance(head, ast.Constant) and isinstance(head.value, str):
+                found |= {p for p in _PREFIXES if head.value.startswith(p)}
+    return found
+
+
+def test_each_run_directory_file_has_one_owner() -> None:
+    spelled: dict[str, list[str]] = {}
+    for pkg in ("bridge", "pairloop"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            for name in _names_spelled(path):
+                spelled.setdefault(name, []).append(str(path.relative_to(ROOT)))
+    strays = {name: [w for w in where if w != RUN_DIR_OWNERS[name]] for name, where in spelled.items()}
+    assert {n: w for n, w in strays.items() if w} == {}, "a run-directory name is spelled outside its owner"
+    assert set(spelled) == set(RUN_DIR_OWNERS), "every owner still spells its name"

@@ -11,6 +11,7 @@ from pathlib import Path
 from bridge import git
 from pairloop.errors import MissingTool, PairloopError
 from pairloop.runs.store import Run
+from pairloop.summary.summarize import pr_notes_path
 
 
 class PrExists(PairloopError):
@@ -33,7 +34,7 @@ class PrPlan:
 
 def notes_of(run: Run) -> tuple[str, Path]:
     """The title and a body file (the notes without their title line), from PR_NOTES.md."""
-    notes = run.dir / "PR_NOTES.md"
+    notes = pr_notes_path(run)
     if not notes.exists():
         raise PairloopError(f"run {run.id} has no PR notes yet: run `pairloop summarize --run {run.id}` first")
     first, _, rest = notes.read_text(encoding="utf-8").partition("\n")

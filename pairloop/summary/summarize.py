@@ -25,6 +25,12 @@ class Summary:
     warning: str = ""
 
 
+
+def pr_notes_path(run: Run) -> Path:
+    """The PR notes, in the run directory: `pairloop pr` and the demo read them there."""
+    return run.dir / "PR_NOTES.md"
+
+
 def summarize(run: Run, llm: str | None = None, budget: int = DIFF_BUDGET,
               ask: Callable[[str, dict[str, object]], str] | None = None) -> Summary:
     """Write PLAN.md and PR_NOTES.md. With ``llm``, that agent writes the summary's prose from the digest; the
@@ -40,7 +46,7 @@ def summarize(run: Run, llm: str | None = None, budget: int = DIFF_BUDGET,
         except LlmFailed as exc:
             warning = f"--llm {llm} failed ({exc}); wrote the deterministic notes instead"
     body = pr_body(facts, prose, budget)
-    notes_path = run.dir / "PR_NOTES.md"
+    notes_path = pr_notes_path(run)
     write_atomic(notes_path, f"# {title(facts)}\n\n{body}".encode())
     write_atomic(run.dir / "digest.json", json.dumps(facts, indent=2, ensure_ascii=False).encode())
     plan_path = Path(run.manifest.repo) / "PLAN.md"
