@@ -18,6 +18,7 @@ WAIT_REASONS = {
     STARTING: "agent not ready yet",
     EXITED: "agent exited",
 }
+INPUT_OFF_HELD = "held: input to the pane is off (select-pane -d; `select-pane -e` turns it back on)"
 # Between looks at a target that is not ready: 20 ms, doubling, at most this.
 MAX_BACKOFF = 0.25
 # With nothing to look for, the relay still wakes this often (the session may have gone).
@@ -63,6 +64,7 @@ class Situation:
     reading: Reading | None = None  # None: not looked at during this pass yet
     paste: Paste | None = None
     paste_placeholder: str = ""  # what the TUI shows instead of a long paste (a regular expression)
+    submit_passes_modes: bool = True  # the submit key reaches the agent even while the pane is in a mode
 
 
 @dataclass(frozen=True)
@@ -130,15 +132,33 @@ def route(s: Situation) -> Decision:
     reading = s.reading
     inflight = [o.id for o in s.owed if o.delivering]
     paste = s.paste
+    # A mode the human has the pane in (copy mode, a selection) holds nothing: the paste and the submit key are
+    # written to the agent past it, the human's view untouched. Only a submit key that cannot be holds.
+    blocked = INPUT_OFF_HELD if reading.input_off else "" if s.submit_passes_modes else mode_held(reading.pane_mode)
+    if blocked:
+        return _hold(s, blocked)
     if reading.state == DRAFT and paste is not None and ours_in_box(reading.draft, inflight, paste,
                                                                      s.paste_placeholder):
         return SubmitOurs(paste.ids)
     if reading.state != READY:
-        reason = hold_reason(reading, s.role)
-        misses = s.schedule.misses + 1 if reason == s.schedule.reason else 1
-        later = Schedule(s.now + min(0.02 * 2 ** (misses - 1), MAX_BACKOFF), reason, misses)
-        return Hold(reason, _to_note(s.owed, reason, s.schedule), later)
+        return _hold(s, hold_reason(reading, s.role))
     return Deliver(tuple(o.id for o in s.owed))
+
+
+def _hold(s: Situation, reason: str) -> Hold:
+    """Look again soon, backing off while the reason stays the same."""
+    misses = s.schedule.misses + 1 if reason == s.schedule.reason else 1
+    later = Schedule(s.now + min(0.02 * 2 ** (misses - 1), MAX_BACKOFF), reason, misses)
+    return Hold(reason, _to_note(s.owed, reason, s.schedule), later)
+
+
+def mode_held(mode: str) -> str:
+    """Why messages wait while the pane is in ``mode`` ("" when it is in none)."""
+    if not mode:
+        return ""
+    if mode == "copy-mode":
+        return "held: the human is reading back in the pane (copy mode)"
+    return f"held: the human has the pane in {mode.replace('-', ' ')}"
 
 
 def hold_reason(reading: Reading, role: str) -> str:

@@ -4,12 +4,15 @@ reason said once per message and again when it changes, and when to look again).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bridge.panes.envelope import header, render
 from bridge.panes.screen import BUSY, DIALOG, DRAFT, EXITED, READY, STARTING, Reading
 from bridge.router import (
     HOUSEKEEPING_SECONDS,
+    INPUT_OFF_HELD,
     MAX_BACKOFF,
     Decision,
     Deliver,
@@ -235,6 +238,41 @@ def test_claudes_placeholder_is_ours_only_with_our_paste_in_flight_and_its_line_
         assert hold(route(situation(box, owing, paste=paste, placeholder=rules))).reason == DRAFT_HELD
     uncounted = Reading(DRAFT, draft="[Pasted text #2]")
     assert hold(route(situation(uncounted, in_flight, paste=four_lines, placeholder=rules))).reason == DRAFT_HELD
+
+
+# ---- the pane around the screen: a mode the human has it in, input turned off ---------------------------------
+
+COPY_MODE_HELD = "held: the human is reading back in the pane (copy mode)"
+
+
+@pytest.mark.parametrize("mode", ["copy-mode", "tree-mode"])
+def test_a_mode_the_human_has_the_pane_in_holds_nothing_when_the_submit_key_passes_it(mode: str) -> None:
+    """The paste and the submit key are written to the agent past the mode: the human's view stays as it is."""
+    assert route(situation(Reading(READY, pane_mode=mode))) == Deliver(("a", "b"))
+    ours = Reading(DRAFT, draft=HEAD_A, pane_mode=mode)
+    assert route(situation(ours, owed("a", delivering=True), paste=PASTE_A)) == SubmitOurs(("a",))
+
+
+def test_a_mode_holds_when_the_submit_key_cannot_pass_it_and_says_which() -> None:
+    def routed(reading: Reading, owed_: tuple[Owed, ...] = A_AND_B, paste: Paste | None = None) -> Decision:
+        return route(replace(situation(reading, owed_, paste=paste), submit_passes_modes=False))
+
+    copy_mode = hold(routed(Reading(READY, pane_mode="copy-mode")))
+    assert copy_mode.reason == COPY_MODE_HELD
+    assert copy_mode.note == ("a", "b")
+    assert copy_mode.schedule.next_check == pytest.approx(NOW + 0.02), "looked at again soon: it ends any moment"
+    ours = Reading(DRAFT, draft=HEAD_A, pane_mode="copy-mode")
+    assert hold(routed(ours, owed_=owed("a", delivering=True), paste=PASTE_A)).reason == COPY_MODE_HELD
+    assert hold(routed(Reading(READY, pane_mode="tree-mode"))).reason == "held: the human has the pane in tree mode"
+    assert routed(Reading(READY)) == Deliver(("a", "b")), "out of the mode, it delivers at once"
+
+
+def test_input_turned_off_holds_even_our_own_paste() -> None:
+    """tmux drops what is written to a pane whose input is off: a paste or a submit key would be lost."""
+    off = hold(route(situation(Reading(READY, input_off=True))))
+    assert off.reason == INPUT_OFF_HELD
+    ours = Reading(DRAFT, draft=HEAD_A, input_off=True)
+    assert hold(route(situation(ours, owed("a", delivering=True), paste=PASTE_A))).reason == INPUT_OFF_HELD
 
 
 # ---- proves_our_paste and what a restart makes of a paste in flight --------------------------------------------

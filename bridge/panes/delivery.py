@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from bridge.deadline import poll
 from bridge.panes.screen import BUSY, EXITED, Reading, classify, input_text
-from bridge.panes.tmux import Tmux, TmuxError
+from bridge.panes.tmux import PaneInfo, Tmux, TmuxError
 from bridge.rundir.manifest import Target
 
 CONFIRM_SECONDS = 5.0
@@ -31,9 +32,41 @@ def read_target(tmux: Tmux, target: Target) -> Reading:
     if info is None:
         return Reading(EXITED, "pane is gone")
     if info.dead:
-        return Reading(EXITED, f"agent exited (status {info.dead_status or '?'})")
+        return Reading(EXITED, f"agent exited ({why_dead(unreaped(info))})")
     reading = classify(screen, target.rules)
-    return replace(reading, screen=screen)
+    return replace(reading, screen=screen, pane_mode=info.mode, input_off=info.input_off)
+
+
+def why_dead(info: PaneInfo) -> str:
+    """How the pane's program ended, in words: its exit status, or the signal that killed it."""
+    if info.dead_status.strip():
+        return f"status {info.dead_status.strip()}"
+    number = info.dead_signal.strip()
+    if number.isdigit():
+        try:
+            return f"killed by signal {number}, {signal.Signals(int(number)).name}"
+        except ValueError:
+            return f"killed by signal {number}"
+    return "no exit status: killed by a signal?"
+
+
+def unreaped(info: PaneInfo) -> PaneInfo:
+    """tmux 3.3a now and then misses a pane's SIGCHLD: the pane is dead, tmux knows neither status nor signal,
+    and the process waits as a zombie. Its exit is then read where Linux keeps it (/proc/PID/stat, field 52)."""
+    if info.dead_status or info.dead_signal or info.pid <= 0:
+        return info
+    try:
+        fields = Path(f"/proc/{info.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if fields[0] != "Z":
+            return info
+        code = int(fields[49])
+    except (OSError, IndexError, ValueError):
+        return info
+    if os.WIFSIGNALED(code):
+        return replace(info, dead_signal=str(os.WTERMSIG(code)))
+    if os.WIFEXITED(code):
+        return replace(info, dead_status=str(os.WEXITSTATUS(code)))
+    return info
 
 
 def _cleared(tmux: Tmux, target: Target, before: str) -> bool:
@@ -52,27 +85,27 @@ def _poll(seconds: float, check: Callable[[], str | None]) -> str | None:
     return poll(check, seconds, delay=0.005, max_delay=0.05)
 
 
+def _key_buffer(target: Target) -> str:
+    """The tmux buffer the submit key's bytes pass through (see Tmux.press)."""
+    return f"pairloop-{os.getpid()}-{target.role}-key"
+
+
 def deliver(
     tmux: Tmux,
     target: Target,
-    text: str,
     paste_file: Path,
     buffer: str,
     receipt: Callable[[], bool],
     before: str,
 ) -> Outcome:
-    """Paste ``text`` bracketed and press the submit key; confirm by hook receipt first, screen second;
-    press submit once more if the text is still sitting in the box; otherwise report failure."""
-    fd = os.open(paste_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)
+    """Paste the text in ``paste_file`` (written whole by the caller) bracketed and press the submit key;
+    confirm by hook receipt first, screen second; press submit once more if the text is still sitting in the
+    box; otherwise report failure."""
     try:
         if target.rules.submit_after_paste_shows:
             tmux.paste(target.pane, paste_file, buffer)
             _poll(PASTE_SHOWS_SECONDS, lambda: _holds_text(tmux, target))
-            tmux.send_keys(target.pane, target.submit_key)
+            tmux.press(target.pane, target.submit_key, _key_buffer(target))
         else:
             tmux.paste(target.pane, paste_file, buffer, target.submit_key)
     except TmuxError as exc:
@@ -93,7 +126,7 @@ def submit_again(tmux: Tmux, target: Target, receipt: Callable[[], bool]) -> Out
     """Our own paste sits unsubmitted in the box (we were stopped between paste and submit): submit it."""
     try:
         before = tmux.capture(target.pane)
-        tmux.send_keys(target.pane, target.submit_key)
+        tmux.press(target.pane, target.submit_key, _key_buffer(target))
     except TmuxError as exc:
         return Outcome(False, reason=f"paste failed: {exc}")
     return confirm(tmux, target, receipt, before)
@@ -115,7 +148,7 @@ def confirm(tmux: Tmux, target: Target, receipt: Callable[[], bool], before: str
     if via:
         return Outcome(True, via)
     try:
-        tmux.send_keys(target.pane, target.submit_key)
+        tmux.press(target.pane, target.submit_key, _key_buffer(target))
     except TmuxError as exc:
         return Outcome(False, reason=f"submit key failed: {exc}")
     via = _poll(start + CONFIRM_SECONDS - time.monotonic(), check)

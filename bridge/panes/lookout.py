@@ -87,7 +87,8 @@ class Lookout:
         view = replace(self._views[role], looked_at=now)
         if reading.state != READY:
             self._views[role] = replace(view, ready_since=0.0)
-            if reading.state == DIALOG:
+            if reading.state == DIALOG and not reading.pane_mode and not reading.input_off:
+                # The answer's keys (arrows, Enter) would go to the human's copy mode: answer once it ends.
                 fx.add(self._answer_dialog(role, reading.detail, now))
             return Sight(reading, fx)
         if not (before.state == READY and view.ready_since and now - before.looked_at < 1.0):

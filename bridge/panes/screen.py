@@ -8,7 +8,7 @@ from typing import Any
 
 STARTING, READY, BUSY, DIALOG, DRAFT, EXITED = "starting", "ready", "busy", "dialog", "draft", "exited"
 
-# Our own envelope starts with this: text in an input box that carries it was pasted by us, not typed by a human.
+# Every line the bridge writes into a paste starts with this; body lines that do are quoted (envelope.neutralize).
 ENVELOPE_MARK = "[pairloop]"
 
 
@@ -57,11 +57,10 @@ class Reading:
     detail: str = ""
     draft: str = ""
     screen: str = field(default="", compare=False, repr=False)  # what it was read from
-
-    @property
-    def ours(self) -> bool:
-        """The input box holds a paste of ours (say, from before a crash), not a human's draft."""
-        return ENVELOPE_MARK in self.draft
+    # The pane around the screen (tmux's word, not the agent's): a mode the human has it in ("copy-mode" while
+    # reading back; the screen read is still the agent's), and whether its input is turned off.
+    pane_mode: str = ""
+    input_off: bool = False
 
 
 def _input_line(screen: str, rules: ScreenRules) -> re.Match[str] | None:

@@ -10,6 +10,8 @@ from pathlib import Path
 import libtmux
 from libtmux import exc as tmux_exc
 
+from bridge.panes.sanitize import inert
+
 
 class TmuxError(Exception):
     """A tmux command failed; the message carries tmux's own words."""
@@ -25,6 +27,40 @@ class PaneInfo:
     pid: int
     dead: bool
     dead_status: str
+    dead_signal: str = ""  # the signal that ended it (tmux 3.3+); empty when it exited, or tmux cannot say
+    mode: str = ""  # the mode the human put the pane in ("copy-mode", "tree-mode", ...); "" when none
+    input_off: bool = False  # input to the pane is turned off (select-pane -d): tmux drops what is written to it
+
+
+# One display-message for a pane's process state: tab-separated, parsed by _pane_info.
+_INFO = ("#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{pane_in_mode}\t"
+         "#{pane_mode}\t#{pane_input_off}")
+
+
+def _pane_info(line: str, pane: str) -> PaneInfo | None:
+    pane_id, pid, dead, status, signal, in_mode, mode, input_off = ([*line.split("\t"), *[""] * 8])[:8]
+    if pane_id != pane:
+        return None
+    mode = (mode or "a mode") if in_mode not in ("", "0") else ""
+    return PaneInfo(pane_id, int(pid or 0), dead == "1", status, signal, mode, input_off == "1")
+
+
+# A key the agent's submit key can be sent as: written to the program as these bytes (what send-keys sends for
+# it), so it reaches the program even while the pane is in a mode.
+KEY_BYTES = {"Enter": "\r", "C-m": "\r", "Tab": "\t", "C-i": "\t", "C-j": "\n"}
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+
+
+def passes_modes(key: str) -> bool:
+    """Whether :meth:`Tmux.press` can send ``key`` past a mode (copy mode, choose-tree) to the program."""
+    return key in KEY_BYTES
+
+
+def tmux_literal(text: str) -> str:
+    """Text for a place where tmux expands formats and styles (display-message, status-right, a pane title
+    drawn by a border format): control characters shown inert, every '#' doubled, so "#(cmd)" never runs,
+    "#{...}" never expands and "#[...]" never styles: it reads exactly as written."""
+    return inert(text).replace("#", "##")
 
 
 def tmux_available() -> str | None:
@@ -33,6 +69,8 @@ def tmux_available() -> str | None:
 
 class Tmux:
     """A tmux server: the user's default one, a named private socket (``-L``), or a socket path (``-S``)."""
+
+    TITLE_OPTION = "@pairloop_title"  # a pane's title, as pairloop sets it (see set_title)
 
     def __init__(self, socket_name: str | None = None, socket_path: str | None = None) -> None:
         if tmux_available() is None:
@@ -89,35 +127,56 @@ class Tmux:
 
     def pane_info(self, pane: str) -> PaneInfo | None:
         try:
-            out = self.run("display-message", "-p", "-t", pane,
-                           "#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}")
+            out = self.run("display-message", "-p", "-t", pane, _INFO)
         except TmuxError:
             return None
-        pane_id, pid, dead, status = ([*out[0].split("\t"), "", "", "", ""])[:4]
-        if pane_id != pane:
-            return None
-        return PaneInfo(pane_id, int(pid or 0), dead == "1", status)
+        return _pane_info(out[0], pane)
 
     def look(self, pane: str) -> tuple[PaneInfo | None, str]:
         """The pane's process state and its visible screen, in one tmux call (this is the bridge's hot path)."""
         try:
             out = self.run("display-message", "-p", "-t", pane,
-                           "#{pane_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}", ";",
+                           _INFO, ";",
                            "capture-pane", "-p", "-J", "-t", pane)
         except TmuxError:
             return None, ""
-        pane_id, pid, dead, status = ([*out[0].split("\t"), "", "", "", ""])[:4]
-        if pane_id != pane:
+        info = _pane_info(out[0], pane)
+        if info is None:
             return None, ""
-        return PaneInfo(pane_id, int(pid or 0), dead == "1", status), "\n".join(out[1:])
+        return info, "\n".join(out[1:])
 
     def paste(self, pane: str, text_file: Path, buffer: str, submit_key: str | None = None) -> None:
         """Load the text from a file (never as an argument), paste it bracketed, and (if given) press the submit
-        key: one tmux call."""
-        args = ["load-buffer", "-b", buffer, str(text_file), ";", "paste-buffer", "-p", "-d", "-b", buffer, "-t", pane]
+        key: one tmux call. The file is loaded first (tmux waits for that, and may serve other clients meanwhile);
+        everything after it runs at once, so the program gets the paste in one piece, nothing between.
+
+        The pane may be in a mode the human put it in (copy mode while reading back, a selection, choose-tree).
+        paste-buffer writes to the program whatever the mode, but ``-p`` asks the mode's screen whether to bracket
+        the paste: in copy mode it goes unbracketed and every line break submits. So the brackets are written
+        here, the same bytes ``-p`` writes (LF becomes CR inside them); every agent TUI asks for bracketed paste."""
+        marks = f"{buffer}-mark"
+        args = ["load-buffer", "-b", buffer, str(text_file), ";", *self._write(pane, marks, PASTE_START), ";",
+                "paste-buffer", "-d", "-b", buffer, "-t", pane, ";", *self._write(pane, marks, PASTE_END)]
         if submit_key:
-            args += [";", "send-keys", "-t", pane, submit_key]
+            args += [";", *self._press_args(pane, marks, submit_key)]
         self.run(*args)
+
+    def press(self, pane: str, key: str, buffer: str) -> None:
+        """Press the agent's submit key so that it reaches the program, not a mode the human has the pane in."""
+        self.run(*self._press_args(pane, buffer, key))
+
+    def _press_args(self, pane: str, buffer: str, key: str) -> list[str]:
+        """send-keys goes to the pane's mode when it has one (emacs copy mode swallows Enter; vi copy mode takes
+        it as copy-and-exit) and, with synchronize-panes, to every pane of the window; the key's bytes written
+        with paste-buffer reach this pane's program alone, mode or not."""
+        if key in KEY_BYTES:
+            return self._write(pane, buffer, KEY_BYTES[key])
+        return ["send-keys", "-t", pane, key]
+
+    @staticmethod
+    def _write(pane: str, buffer: str, data: str) -> list[str]:
+        """Write fixed bytes of ours (never message text) to the pane's program, through a buffer (-r: as is)."""
+        return ["set-buffer", "-b", buffer, data, ";", "paste-buffer", "-r", "-d", "-b", buffer, "-t", pane]
 
     def send_keys(self, pane: str, *keys: str, literal: bool = False) -> None:
         self.run("send-keys", "-t", pane, *(["-l"] if literal else []), *keys)
@@ -126,7 +185,13 @@ class Tmux:
         self.run("respawn-pane", "-k", "-t", pane, command)
 
     def display(self, target: str, message: str) -> None:
-        self.run("display-message", "-t", target, message)
+        """A message in the status line. tmux reads it as a format ("#(cmd)" would run a command), and what the
+        bridge says may quote an agent: it is shown literally."""
+        self.run("display-message", "-t", target, tmux_literal(message))
+
+    def set_title(self, pane: str, title: str) -> None:
+        """The pane's border title (``@pairloop_title``, drawn by pane-border-format): shown literally."""
+        self.set_pane_option(pane, self.TITLE_OPTION, tmux_literal(title))
 
     def pane_pids(self, session: str) -> list[int]:
         """The process ids of every pane in ``session`` (each a process group leader)."""
