@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bridge.panes.delivery import read_target
     from bridge.panes.envelope import ATTACHMENTS, Parsed, ids_in
     from bridge.panes.envelope import parse as parse_envelope
+    from bridge.panes.problem import published_problem
     from bridge.panes.sanitize import inert
     from bridge.panes.screen import EXITED, STARTING, ScreenRules
     from bridge.panes.tmux import Tmux, TmuxError, TmuxMissing
@@ -82,7 +83,7 @@ if TYPE_CHECKING:
         with_state,
         write_manifest,
     )
-    from bridge.rundir.message import Message, new_message_id, outbox_dir, post
+    from bridge.rundir.message import MalformedMessage, Message, new_message_id, outbox_dir, post, read_message_file
 
 # run directory files: run.json, and the atomic write every file of the run goes through
 __all__ = ["Answer", "InvalidManifest", "Limits", "Manifest", "ProtocolSettings", "RoleSpec", "TmuxPlace",
@@ -91,6 +92,7 @@ __all__ = ["Answer", "InvalidManifest", "Limits", "Manifest", "ProtocolSettings"
 # messages: who takes part, what an outbox file holds, the envelope the receiver sees it in
 __all__ += ["HUMAN", "RECIPIENTS", "REVIEWER", "SENDERS", "WORKER", "is_agent"]
 __all__ += ["AGENT_ROLES", "Message", "Parsed", "ids_in", "new_message_id", "parse_envelope", "partner_of", "post"]
+__all__ += ["MalformedMessage", "read_message_file"]
 # ledger: its events, and the book of messages folded from them
 __all__ += ["DELIVERED", "FAILED", "QUEUED", "Book", "Entry", "Replay", "append_once", "events_of", "follow_ledger",
             "read_ledger"]
@@ -106,6 +108,8 @@ __all__ += ["AGREEMENT_LOG", "AGREEMENT_PID", "ATTACHMENTS", "EVENTS", "events_d
             "outbox_dir", "private_dir", "request_control"]
 # tmux: the server pairloop works on, and its errors
 __all__ += ["Tmux", "TmuxError", "TmuxMissing"]
+# what the bridge says is wrong now (a full disk), kept on its tmux session
+__all__ += ["published_problem"]
 # screen: what an agent's pane shows
 __all__ += ["EXITED", "STARTING", "ScreenRules", "inert", "read_target"]
 # protocol: rounds, verdicts and findings, and the checkpoints they are about
@@ -183,6 +187,9 @@ _HOME: dict[str, tuple[str, str]] = {
     "Message": ("bridge.rundir.message", "Message"),
     "new_message_id": ("bridge.rundir.message", "new_message_id"),
     "post": ("bridge.rundir.message", "post"),
+    "MalformedMessage": ("bridge.rundir.message", "MalformedMessage"),
+    "read_message_file": ("bridge.rundir.message", "read_message_file"),
+    "published_problem": ("bridge.panes.problem", "published_problem"),
     "Parsed": ("bridge.panes.envelope", "Parsed"),
     "ids_in": ("bridge.panes.envelope", "ids_in"),
     "parse_envelope": ("bridge.panes.envelope", "parse"),

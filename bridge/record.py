@@ -29,7 +29,7 @@ class Record:
             if durable:
                 raise LedgerWriteError(self.problem)
             self.backlog.append(event)
-            self._learn(event)
+            self.learn(event)
             return event
         try:
             written = self.ledger.append(event)
@@ -39,7 +39,21 @@ class Record:
                 raise
             self.backlog.append(event)
             written = event
-        self._learn(written)
+        self.learn(written)
+        return written
+
+    def add_together(self, events: list[AnyEvent]) -> list[AnyEvent]:
+        """Record ``events`` durably in one write, all or none; LedgerWriteError (and nobody learns any of them)
+        when they cannot be."""
+        if not self.flush():
+            raise LedgerWriteError(self.problem)
+        try:
+            written = self.ledger.append_all(events)
+        except LedgerWriteError as exc:
+            self.problem = exc.reason
+            raise
+        for event in written:
+            self.learn(event)
         return written
 
     def flush(self) -> bool:
@@ -54,6 +68,7 @@ class Record:
         self.problem = ""
         return True
 
-    def _learn(self, event: AnyEvent) -> None:
+    def learn(self, event: AnyEvent) -> None:
+        """Let every view of the run know an event that is already in the ledger (replay at start)."""
         self.book.apply(event)
         self.referee.apply(event)

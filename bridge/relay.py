@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -21,9 +22,10 @@ from bridge.inbox.intake import Intake
 from bridge.panes.delivery import Outcome, deliver, submit_again
 from bridge.panes.envelope import ATTACHMENTS, attachment_path, needs_attachment, render
 from bridge.panes.lookout import Lookout
+from bridge.panes.problem import publish_problem
 from bridge.panes.screen import Reading
 from bridge.panes.statusline import status_text
-from bridge.panes.tmux import Tmux, TmuxError
+from bridge.panes.tmux import Tmux, TmuxError, passes_modes
 from bridge.protocol.referee import Referee
 from bridge.record import Record
 from bridge.report import Reporter, describe
@@ -45,12 +47,12 @@ from bridge.router import (
 )
 from bridge.rundir import lock
 from bridge.rundir.events import DELIVERY_EVENTS, AnyEvent, BridgeState, Delivering, Received
-from bridge.rundir.files import private_dir
+from bridge.rundir.files import private_dir, write_atomic, write_private
 from bridge.rundir.ledger import Ledger, LedgerWriteError, ledger_path, read_ledger
 from bridge.rundir.manifest import mailbox_of, read_manifest, targets
+from bridge.trouble import Trouble, after_pass, next_retry
 
 BridgeBusy = lock.BridgeBusy
-DISK_RETRY_SECONDS = 1.0
 
 
 class Bridge:
@@ -72,6 +74,11 @@ class Bridge:
         self._lock_fd: int | None = None
         self._pastes = 0
         self.status_text = ""
+        self.trouble = Trouble()  # writes the disk refuses (a full disk): see bridge.trouble
+        self._failures: list[str] = []  # what could not be written during this pass
+        self._wrote = False  # whether this pass made a record durable (a sign that space is back)
+        self._held_for_disk: set[str] = set()  # roles whose delivery waits for the next retry
+        self._published = ""  # the problem the tmux session was last told
 
     @property
     def record(self) -> Record:
@@ -93,7 +100,7 @@ class Bridge:
         replay = read_ledger(path)
         self._record = Record(ledger, Book(), self.referee)
         for event in replay.events:
-            self.record._learn(event)
+            self.record.learn(event)
             self.intake.replayed(event)
         if repaired is not None:
             self.report.line(f"ledger: cut off {repaired.cut_bytes} bytes of an unfinished line at offset "
@@ -131,6 +138,8 @@ class Bridge:
             with contextlib.suppress(LedgerWriteError):
                 self.record.add(BridgeState(state="stopped", pid=os.getpid()), durable=True)
             self.report.line("bridge stopped")
+            if self._published:  # a problem said by a bridge that no longer runs would mislead `status`
+                publish_problem(self.tmux, self.manifest.tmux.session, "")
             self.record.ledger.close()
             self.report.close()
         return 0
@@ -145,8 +154,8 @@ class Bridge:
                  if self.book.owed(role) or self.lookout.warming_up(role, now)]
         if self.intake.rescan_at:
             waits.append(self.intake.rescan_at - now)
-        if self.record.backlog:
-            waits.append(DISK_RETRY_SECONDS)
+        if self.trouble.problem:
+            waits.append(self.trouble.retry_at - now)
         return max(0.0, min(waits)) if waits else HOUSEKEEPING_SECONDS
 
     def session_alive(self) -> bool:
@@ -155,13 +164,46 @@ class Bridge:
     # ---- one pass --------------------------------------------------------------------------------------
 
     def tick(self) -> None:
+        self.retry_writes()
         self.carry_out(self.intake.control(self.referee))
         self.ingest()
         self.hear_agents()
         for role in self.targets:
             self.serve(role)
         self.deliver_to_human()
+        self.take_stock()
         self.update_status_line()
+
+    # ---- writes the disk refuses ---------------------------------------------------------------------------
+
+    def retry_writes(self) -> None:
+        """What waits in memory is written first (events in order; the log's unwritten lines)."""
+        self._failures, self._wrote = [], False
+        if self.record.backlog:
+            self.record.flush()
+        self.report.retry()
+
+    def failed(self, problem: str) -> None:
+        self._failures.append(problem)
+
+    def take_stock(self) -> None:
+        """The pass is over: did a write fail, and is that news (an episode begins or ends)?"""
+        failures = list(self._failures)
+        if self.record.backlog:
+            failures.append(self.record.problem or "cannot write the ledger")
+        failures += [p for p in (self.report.log_problem, *self.intake.take_troubles()) if p]
+        step = after_pass(self.trouble, failures, time.monotonic(), self._wrote)
+        self.trouble = step.trouble
+        if step.alert:
+            self.alert(step.alert)
+        if step.say:
+            self.report.line(step.say)
+            self.look_soon(tuple(self._held_for_disk))  # what waited for the retry need not wait for it now
+        if not self.trouble.problem:
+            self._held_for_disk.clear()
+        if self.trouble.problem != self._published and publish_problem(
+                self.tmux, self.manifest.tmux.session, self.trouble.problem):
+            self._published = self.trouble.problem
 
     def add(self, event: AnyEvent, durable: bool = False) -> None:
         self.record.add(event, durable)
@@ -198,8 +240,11 @@ class Bridge:
     def ingest(self) -> None:
         try:
             for arrival in self.intake.arrivals(self.book, self.referee):
-                self.carry_out(arrival.before, durable=True)
-                self.add(arrival.received, durable=True)  # recorded, fsync'd: only now may the file be claimed
+                # Recorded with what has to come before it (a round's checkpoint), in one fsync'd write: only now
+                # may the file be claimed. A disk with room for only part of it gets none of it.
+                self.record.add_together([*arrival.before.events, arrival.received])
+                self._wrote = True
+                self.carry_out(replace(arrival.before, events=[]))
                 self.intake.claim(arrival.path)
                 entry = self.book.entries[arrival.received.id]
                 self.report.line(f"{describe(entry)} received")
@@ -209,13 +254,11 @@ class Bridge:
                 else:
                     self.carry_out(self.referee.after(entry.message))
                 self.look_soon(entry.message.to)
-        except LedgerWriteError as exc:
-            self.report.line(f"DISK: the ledger cannot be written ({exc.reason}): messages wait in the outbox; "
-                             f"retrying")
+        except LedgerWriteError as exc:  # not claimed: the file waits in the outbox for the next try
+            self.failed(exc.reason)
         for refusal in self.intake.refusals():
             self.add(refusal.event)
-            self.report.line(f"rejected {refusal.event.file}: {refusal.event.reason} (moved to "
-                             f"{refusal.event.moved_to})")
+            self.report.line(refusal.said)
 
     def hear_agents(self) -> None:
         """Hook events: receipts settle deliveries, a prompt without our ids is the human typing in the pane."""
@@ -227,7 +270,9 @@ class Bridge:
             self.report.line(problem)
         self.carry_out(heard.effects)
         for role in self.targets:
-            done = [e for e in self.book.pending(role) if e.message.id in self.intake.receipts[role]]
+            # A receipt settles only a paste we made: an event file is anyone's to write.
+            done = [e for e in self.book.pending(role)
+                    if e.deliveries.get(role) == DELIVERING and self.intake.has_receipt(role, e.message.id)]
             self.mark((role,), done, DELIVERED, via="receipt")
 
     # ---- delivery ----------------------------------------------------------------------------------------
@@ -239,7 +284,8 @@ class Bridge:
         paste = Paste(recorded.ids, recorded.paste_first_line, recorded.paste_lines) if recorded else None
         return Situation(role, owed, self.schedules[role], now, self.referee.protocol.paused,
                          self.lookout.warming_up(role, now), paste=paste,
-                         paste_placeholder=self.targets[role].rules.paste_placeholder)
+                         paste_placeholder=self.targets[role].rules.paste_placeholder,
+                         submit_passes_modes=passes_modes(self.targets[role].submit_key))
 
     def serve(self, role: str) -> None:
         now = time.monotonic()
@@ -248,7 +294,7 @@ class Bridge:
         if isinstance(decision, Look):
             sight = self.lookout.judge(role, now)
             self.carry_out(sight.effects)
-            situation = Situation(**{**situation.__dict__, "reading": sight.reading})
+            situation = replace(situation, reading=sight.reading)
             decision = route(situation)
         if isinstance(decision, Wait | WarmUp):
             self.schedules[role] = decision.schedule
@@ -269,31 +315,53 @@ class Bridge:
 
     def deliver_batch(self, role: str, batch: list[Entry], reading: Reading | None) -> None:
         target = self.targets[role]
-        attachments = {e.message.id: str(self.attach(e)) for e in batch if needs_attachment(e)}
+        try:
+            attachments = {e.message.id: str(self.attach(e)) for e in batch if needs_attachment(e)}
+        except OSError as exc:
+            self.hold_for_disk(role, f"cannot write an attachment: {exc.strerror or exc}")
+            return
         text = render(batch, attachments, self.referee.footer(role))
         ids = tuple(e.message.id for e in batch)
+        self._pastes += 1
+        paste_file = self.run_dir / f".paste-{role}-{self._pastes}.txt"
+        try:  # the paste file first: a disk that refuses it refuses it before anything is recorded or pasted
+            write_private(paste_file, text.encode("utf-8"))
+        except OSError as exc:
+            self.hold_for_disk(role, f"cannot write the paste file: {exc.strerror or exc}")
+            return
         try:  # the exact paste is on disk before it is made: only it may be submitted after a crash
             self.add(Delivering(to=role, ids=ids, paste_first_line=text.split("\n", 1)[0],
                                 paste_lines=text.count("\n") + 1), durable=True)
         except LedgerWriteError as exc:
-            self.hold_for_disk(role, batch, exc.reason)
+            paste_file.unlink(missing_ok=True)
+            self.hold_for_disk(role, exc.reason)
             return
+        self._wrote = True
+        self.intake.forget_receipts(role, ids)  # a receipt heard before this paste is not about it
         self.lookout.submitted(role, self.manifest.roles[role].turn_hooks)
-        self._pastes += 1
-        paste_file = self.run_dir / f".paste-{role}-{self._pastes}.txt"
         before = reading.screen if reading is not None else ""
-        outcome = deliver(self.tmux, target, text, paste_file, f"pairloop-{os.getpid()}-{role}",
-                          self.receipt_check(role, ids), before)
+        try:
+            outcome = deliver(self.tmux, target, paste_file, f"pairloop-{os.getpid()}-{role}",
+                              self.receipt_check(role, ids), before)
+        except OSError as exc:  # tmux could not read the paste file: nothing reached the pane
+            paste_file.unlink(missing_ok=True)
+            self.lookout.heard(role, "stop")  # no turn started after all
+            self.mark((role,), batch, QUEUED, reason=f"paste failed: {exc.strerror or exc}", quiet=True)
+            self.hold_for_disk(role, f"cannot write the paste file: {exc.strerror or exc}")
+            return
         self.conclude(role, batch, outcome)
 
-    def hold_for_disk(self, role: str, batch: list[Entry], reason: str) -> None:
-        self.schedules[role] = Schedule(time.monotonic() + DISK_RETRY_SECONDS, "disk")
-        self.report.line(f"DISK: cannot record the paste to {role} ({reason}): holding {len(batch)} message(s)")
+    def hold_for_disk(self, role: str, problem: str) -> None:
+        """Nothing was recorded or pasted: the batch stays queued, and is tried again at the episode's next retry
+        (the episode itself is said once, see take_stock)."""
+        self.failed(problem)
+        self._held_for_disk.add(role)
+        self.schedules[role] = Schedule(next_retry(self.trouble, time.monotonic()), problem)
 
     def receipt_check(self, role: str, ids: tuple[str, ...]) -> Callable[[], bool]:
         def check() -> bool:
             self.hear_agents()
-            return set(ids) <= self.intake.receipts[role] or not any(
+            return all(self.intake.has_receipt(role, i) for i in ids) or not any(
                 e.message.id in ids for e in self.book.pending(role))
         return check
 
@@ -355,10 +423,8 @@ class Bridge:
     def attach(self, entry: Entry) -> Path:
         # In the mailbox: the receiving agent reads it there, inside its own workspace.
         path = attachment_path(private_dir(self.mailbox / ATTACHMENTS), entry.message.id)
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(entry.message.body)
+        if not path.exists():  # whole or not there: a full disk leaves no half attachment to be trusted later
+            write_atomic(path, entry.message.body.encode("utf-8"))
         return path
 
     # ---- telling the human -------------------------------------------------------------------------------
@@ -367,7 +433,7 @@ class Bridge:
         queued = sum(self.book.owed(r) for r in self.targets)
         views = {role: self.lookout.view(role) for role in self.targets}
         text = status_text(self.targets, views, self.referee.protocol, queued, self.book.run_state == "agreed",
-                           self.record.problem)
+                           self.trouble.problem)
         if text != self.status_text:
             self.status_text = text
             session = f"={self.manifest.tmux.session}:"  # ':' makes '=' (exact name) work for options

@@ -1,11 +1,14 @@
 """The command line. Thin: parse, call the core, print what it returns.
 
-Exit codes: 0 ok, 1 failed, 2 usage error, 3 no such run, 4 a needed program (tmux, an agent) is missing.
-Core errors carry their exit code; :class:`PairloopGroup` turns them into click's, one line on stderr.
+Exit codes: 0 ok, 1 failed, 2 usage error, 3 no such run, 4 a needed program (tmux, an agent) is missing, 5 the file
+system refused (no space left, over quota, read-only, no permission: nothing was sent or requested).
+Core errors carry their exit code; :class:`PairloopGroup` turns them into click's, one line on stderr, and an
+OSError the same way, by its errno — never a traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -14,13 +17,14 @@ from typing import Any, Literal
 
 import click
 
-from bridge import Tmux, TmuxError, TmuxMissing
+from bridge import LedgerWriteError, Tmux, TmuxError, TmuxMissing
 from pairloop import __version__
-from pairloop.errors import MissingTool, PairloopError
+from pairloop.errors import CannotWrite, MissingTool, PairloopError, describe_os_error
 from pairloop.runs.attach import attach_command, how_to_show, show
 from pairloop.runs.config import default_roles, read_config
 from pairloop.runs.lifecycle import (
     StartOptions,
+    relay_note,
     request_control,
     send_message,
     start_run,
@@ -43,6 +47,11 @@ def failure(message: str, exit_code: int) -> click.ClickException:
     return _FAILURES[exit_code](message)
 
 
+# What a command the file system refused has not done (said after the refusal).
+NOT_DONE = {**dict.fromkeys(VERBS, "the message was not sent"), **dict.fromkeys(("pause", "unpause"),
+            "the request was not sent"), "start": "the run was not started", "stop": "the run was not stopped"}
+
+
 class PairloopGroup(click.Group):
     """The one place core errors become the command line's; a command never catches them itself."""
 
@@ -55,6 +64,14 @@ class PairloopGroup(click.Group):
             raise failure(str(exc), MissingTool.exit_code) from None
         except TmuxError as exc:
             raise failure(f"tmux: {exc}", PairloopError.exit_code) from None
+        except LedgerWriteError as exc:
+            not_done = NOT_DONE.get(ctx.invoked_subcommand or "", "")
+            raise failure(f"{exc.reason}: {not_done}" if not_done else exc.reason, CannotWrite.exit_code) from None
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # the reader went away (`pairloop log | head`): click ends quietly
+            not_done = NOT_DONE.get(ctx.invoked_subcommand or "", "")
+            raise failure(describe_os_error(exc, not_done), CannotWrite.exit_code) from None
 
 
 class TextCommand(click.Command):
@@ -159,6 +176,9 @@ def _post(verb_name: str, text: str, to: str | None, run_id: str | None, *, fixe
     body = body_of(text, sys.stdin.read)
     run = find_run(here(), run_id, run_env(sender, os.environ))
     click.echo(send_message(run, sender, to_roles, body, verb.kind, fixed, disputed).id)
+    note = relay_note(run, "the message waits in the outbox")
+    if note:
+        click.echo(note, err=True)
 
 
 to_option = click.option("--to", type=click.Choice(TO_CHOICES),
@@ -229,6 +249,9 @@ def _control(run_id: str | None, action: Literal["pause", "unpause"]) -> None:
     run = find_run(here(), run_id, run_env(sender_from(os.environ), os.environ))
     request_control(run, action)
     click.echo(f"{action} requested for run {run.id}")
+    note = relay_note(run, "the request waits")
+    if note:
+        click.echo(note, err=True)
 
 
 @cli.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -120,6 +121,34 @@ def tmux_server() -> Iterator[Tmux]:
     poll(lambda: all(_gone(p) for p in pids), 10, delay=0.05, max_delay=0.05)
     leftover = [p for p in pids if not _gone(p)]
     assert not leftover, f"pane processes outlived their tmux server: {leftover}"
+
+
+TINY_DISK_BYTES = 4 * 1024 * 1024
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A file system of its own, small enough to fill to the last byte: a tmpfs mounted for this test, unmounted
+    afterwards whatever happened. Skipped, saying why, where mounting is not possible (it needs root, which the
+    tests have here and in CI). Ask for it before ``tmux_server``: the processes holding files on it are gone
+    before it is unmounted."""
+    where = tmp_path / "tiny-disk"
+    where.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("a full disk is a tmpfs the test mounts, and mounting needs root")
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TINY_DISK_BYTES},mode=0700", "tmpfs",
+                                  str(where)], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        pytest.skip("no `mount` program to mount a tmpfs with")
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
+    try:
+        yield where
+    finally:
+        if subprocess.run(["umount", str(where)], capture_output=True, check=False).returncode != 0:
+            # Something still holds a file there: detach it now, the memory goes when the last file is closed.
+            subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)
 
 
 def wait_for(predicate: Callable[[], T | None], timeout: float = 15.0, what: str = "condition") -> T:

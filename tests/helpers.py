@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bridge import Book, Message, Tmux, as_dict, events_of
+import msgspec
+
+from bridge import (
+    Book,
+    Manifest,
+    Message,
+    RoleSpec,
+    Tmux,
+    TmuxPlace,
+    as_dict,
+    bridge_running,
+    events_of,
+    ids_in,
+    write_manifest,
+)
+from pairloop.agents.claude import CLAUDE_RULES
 from pairloop.runs.lifecycle import StartOptions, send_message, start_run, wait_until_running
 from pairloop.runs.store import Run
 
@@ -61,3 +79,50 @@ def bridge_pid(run: Run) -> int:
 
     text = wait_for(lambda: (run.dir / "bridge.lock").read_text().strip(), what="the bridge pid")
     return int(str(text))
+
+
+def ids_received(run: Run, role: str) -> Counter[str]:
+    """How many times each message id reached ``role`` (by the sim's receipts): every count must be 1."""
+    return Counter(i for prompt in prompts(run, role) for i in ids_in(prompt))
+
+
+def restart_bridge(tmux: Tmux, run: Run) -> None:
+    """Start the bridge again in its pane, as `pairloop start` does (the old one gone), and wait until it holds
+    the run's lock."""
+    from tests.conftest import wait_for
+
+    (run.dir / "bridge.lock").unlink(missing_ok=True)  # the pid read next must be the new bridge's
+    tmux.respawn(str(run.manifest.bridge_pane), f"{sys.executable} -m bridge {run.dir}")
+    wait_for(lambda: bridge_running(run.dir), what="the bridge to start again")
+
+
+def fill_disk(folder: Path) -> Path:
+    """Fill the file system holding ``folder`` to the last byte with one file (remove it to free the space)."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        for size in (1024 * 1024, 4096, 1):
+            chunk = b"\0" * size
+            try:
+                while True:
+                    os.write(fd, chunk)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+    finally:
+        os.close(fd)
+    return filler
+
+
+def run_without_tmux(repo: Path, home: Path) -> Path:
+    """A run directory (under the state root ``home``) for ``repo``, with its mailbox and no tmux session or
+    bridge behind it: for what the command line does with the files alone."""
+    run_dir = home / "runs" / "20250101-000000-abcd"
+    run_dir.mkdir(parents=True)
+    spec = RoleSpec(agent="claude", pane="%1", submit_key="Enter", screen=CLAUDE_RULES)
+    mailbox = repo / ".pairloop" / "runs" / run_dir.name
+    (mailbox / "outbox").mkdir(parents=True)
+    write_manifest(run_dir, Manifest(id=run_dir.name, repo=str(repo), mailbox=str(mailbox), state="running",
+                                     tmux=TmuxPlace(socket_path="/nonexistent", session="s"),
+                                     roles={"worker": spec, "reviewer": msgspec.structs.replace(spec, pane="%2")}))
+    return run_dir

@@ -84,7 +84,8 @@ class Suppressed(Delivery, tag="suppressed", frozen=True):
 
 
 class Rejected(Event, tag="rejected", frozen=True):
-    """A file in the outbox that could not be a message, set aside."""
+    """A file in the outbox that could not be a message, set aside (to ``moved_to``); or, with no ``moved_to``, a
+    hidden temp file a crashed writer left there, removed after a grace period."""
 
     file: str
     reason: str
@@ -213,6 +214,14 @@ def decode(line: bytes) -> AnyEvent:
         raise InvalidEvent(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise InvalidEvent(f"not JSON ({exc})") from None
+
+
+def decode_lines(data: bytes) -> list[AnyEvent]:
+    """Every line of an intact ledger in one call (blank lines are skipped); InvalidEvent if any is not valid."""
+    try:
+        return _decoder.decode_lines(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidEvent(str(exc)) from None
 
 
 def encode(event: Event) -> bytes:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 
 PRIVATE_FILE, PRIVATE_DIR = 0o600, 0o700
@@ -18,29 +20,86 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte or an error: a short write is continued, one that makes no progress is an error."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.EIO, "write made no progress")
+        view = view[written:]
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The error names the file that was being written (``os.write`` names none, a temp name says nothing)."""
+    exc.filename = str(path)
+    return exc
+
+
 def write_atomic(path: Path, data: bytes, mode: int = PRIVATE_FILE) -> None:
-    """Write to a hidden temp file beside ``path`` and rename it in. On any failure (a full disk) the temp file
-    is removed and the error raised: nothing is left behind, and ``path`` is untouched."""
+    """Write to a hidden temp file beside ``path`` and rename it in. On any failure (a full disk, a write cut
+    short) the temp file is removed and the error raised, naming ``path``: nothing is left behind, and ``path``
+    is untouched."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as exc:
+        raise _naming(exc, path) from None
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from None
         raise
     fsync_dir(path.parent)
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write a scratch file (not fsync'd: it is not kept) whole, or remove it and raise, naming ``path``."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    except OSError as exc:
+        raise _naming(exc, path) from None
+    try:
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise _naming(exc, path) from None
+
+
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) as 0700 whatever the umask; an existing one is tightened."""
-    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    """Create ``path`` as 0700 whatever the umask, and any missing parent too (``mkdir -p`` would make those
+    with the umask's mode); an existing ``path`` is tightened, an existing parent left as it is."""
+    if not path.parent.is_dir():
+        private_dir(path.parent)
+    try:
+        path.mkdir(mode=PRIVATE_DIR)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
     os.chmod(path, PRIVATE_DIR)
     return path
+
+
+def tighten(path: Path) -> None:
+    """Make a file someone else put here (a refused message file) private: 0600, a folder 0700; a symlink is
+    left alone (chmod would change what it points to)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        os.chmod(path, PRIVATE_DIR)
+    elif stat.S_ISREG(st.st_mode):
+        os.chmod(path, PRIVATE_FILE)

@@ -12,11 +12,11 @@ import errno
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.rundir.events import AnyEvent, InvalidEvent, LedgerRepaired, decode, encode, stamped
+from bridge.rundir.events import AnyEvent, InvalidEvent, LedgerRepaired, decode, decode_lines, encode, stamped
 
 LEDGER = "ledger.jsonl"
 _TAIL_CHUNK = 64 * 1024
@@ -71,6 +71,15 @@ def read_ledger(path: Path, start: int = 0, first_line: int = 1) -> Replay:
             data = f.read()
     except FileNotFoundError:
         return result
+    complete = data[: data.rfind(b"\n") + 1]
+    if b"\r" not in complete:
+        try:  # the whole intact ledger in one call; any damage sends us line by line to find it
+            result.events = decode_lines(complete)
+            result.lines = complete.count(b"\n")
+            result.end = start + len(complete)
+            return result
+        except InvalidEvent:
+            result.events = []
     offset, number = start, first_line
     # Split on LF only: a stray CR in a damaged line must not end the read there (bytes.splitlines would).
     for raw in data.split(b"\n")[:-1]:  # the last piece is an unfinished line, or nothing
@@ -108,16 +117,22 @@ class Ledger:
         self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
 
     def append(self, event: AnyEvent) -> AnyEvent:
-        record = stamped(event, round(time.time(), 6))
-        data = encode(record) + b"\n"
+        return self.append_all([event])[0]
+
+    def append_all(self, events: Sequence[AnyEvent]) -> list[AnyEvent]:
+        """Several records in one write: all of them durable, or none (a message and what has to be recorded
+        before it never come apart, even on a disk with room for only one of them)."""
+        ts = round(time.time(), 6)
+        records = [stamped(event, ts) for event in events]
+        data = b"".join(encode(record) + b"\n" for record in records)
         with self._locked():
             size = os.fstat(self._fd).st_size
             repair = self._cut_fragment(size)
             if repair is not None:
                 size = repair.offset
-                data = encode(stamped(repair, record.ts)) + b"\n" + data
+                data = encode(stamped(repair, ts)) + b"\n" + data
             self._write_whole(data, size)
-        return record
+        return records
 
     def repair(self) -> LedgerRepaired | None:
         """Cut off a fragment a crash left at the end (called at bridge start); the record of it is appended."""

@@ -4,6 +4,7 @@ liveness check can never make a starting bridge believe another one is running."
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import struct
@@ -31,8 +32,9 @@ def take(run_dir: Path) -> int:
     except OSError:
         os.close(fd)
         raise BridgeBusy(f"another bridge is already running for {run_dir}") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    with contextlib.suppress(OSError):  # the pid is for people, the lock is what counts: a full disk may refuse it
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
     return fd
 
 

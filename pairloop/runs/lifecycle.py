@@ -192,6 +192,27 @@ def bridge_running(run: Run) -> bool:
     return lock_held(run.dir)
 
 
+def down_note(bridge_up: bool, session_up: bool, session: str, waits: str) -> str:
+    """What to tell someone whose message (or request) was written for a bridge that is not there to relay it:
+    it is not lost, it ``waits``; "" when the bridge runs."""
+    if bridge_up:
+        return ""
+    why = "the bridge is not running" if session_up else \
+        f"the tmux session {session} is gone, and with it the bridge"
+    return f"{why}: {waits}; it is relayed when the bridge is back (`pairloop resume`)"
+
+
+def relay_note(run: Run, waits: str) -> str:
+    """:func:`down_note` for the run as it is now: its bridge's lock, and its tmux session."""
+    if bridge_running(run):
+        return ""
+    try:
+        session_up = tmux_for(run).has_session(run.session)
+    except TmuxError:  # tmux itself missing: no session either
+        session_up = False
+    return down_note(False, session_up, run.session, waits)
+
+
 def stop_run(tmux: Tmux, run: Run, timeout: float = 10.0) -> bool:
     """Mark the run stopped, close its session (the bridge exits on the hangup) and wait for the bridge.
     Returns False when the run was already stopped."""
