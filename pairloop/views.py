@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from bridge import DELIVERED, FAILED, QUEUED, Book, Entry, Tmux, TmuxError, follow_ledger, inert, read_target, targets
+from bridge import (
+    DELIVERED,
+    EXITED,
+    FAILED,
+    QUEUED,
+    SENDERS,
+    Book,
+    Entry,
+    MalformedMessage,
+    Message,
+    Tmux,
+    TmuxError,
+    follow_ledger,
+    inert,
+    published_problem,
+    read_message_file,
+    read_target,
+    targets,
+)
 from pairloop.runs.lifecycle import bridge_running
 from pairloop.runs.store import STOPPED, Run
 
@@ -24,20 +43,24 @@ def run_status(run: Run, tmux: Tmux | None) -> dict[str, Any]:
             alive = False
     agents: dict[str, Any] = {}
     for role, target in targets(run.manifest).items():
-        agent_state = "stopped"
+        agent_state, detail = "stopped", ""
         if alive and tmux is not None:
-            agent_state = read_target(tmux, target).state
+            reading = read_target(tmux, target)
+            agent_state, detail = reading.state, reading.detail if reading.state == EXITED else ""
         elif state != STOPPED:
             agent_state = "session gone"
         agents[role] = {
-            "agent": target.agent, "pane": target.pane, "state": agent_state,
+            "agent": target.agent, "pane": target.pane, "state": agent_state, "detail": detail,
             "queued": book.count(role, QUEUED) + book.count(role, "delivering"),
             "delivered": book.count(role, DELIVERED), "failed": book.count(role, FAILED),
         }
+    bridge = bridge_running(run)
+    # The bridge keeps what it cannot write (a full disk) on its tmux session: the ledger may be what fails.
+    problem = published_problem(tmux, run.session) if alive and bridge and tmux is not None else ""
     return {
         "id": run.id, "state": state, "task": run.manifest.task, "session": run.session,
         "socket": run.socket_path, "session_alive": alive,
-        "bridge": "running" if bridge_running(run) else "not running",
+        "bridge": "running" if bridge else "not running", "problem": problem,
         "messages": len(book.order), "rejected": book.rejected, "agents": agents,
         "ledger": replayed.ledger_notes(),
         **protocol.summary(),
@@ -55,10 +78,15 @@ def status_lines(status: dict[str, Any]) -> list[str]:
     lines.append(f"  {status['phase']} phase · round {status['round']}/{gov['max_rounds']} · relay {relay} · "
                  f"{len(status['verdicts'])} verdict(s) · {gov['bounces_suppressed']} bounce(s) suppressed")
     for role, a in status["agents"].items():
-        lines.append(f"  {role:<8} {a['agent']:<8} {a['state']:<12} queued {a['queued']}  "
-                     f"delivered {a['delivered']}  failed {a['failed']}")
+        # Agent names come from .pairloop.toml and an exit's detail from the pane: both shown inert.
+        why = f"  ({inert(a['detail'])})" if a.get("detail") else ""
+        lines.append(f"  {role:<8} {inert(a['agent']):<8} {a['state']:<12} queued {a['queued']}  "
+                     f"delivered {a['delivered']}  failed {a['failed']}{why}")
+    if status.get("problem"):
+        lines.append(f"  DISK: {inert(status['problem'])} (the bridge keeps trying; nothing is lost)")
     if status["rejected"]:
-        lines.append(f"  {status['rejected']} malformed message file(s) set aside (see `pairloop log`)")
+        lines.append(f"  {status['rejected']} outbox file(s) refused: malformed messages set aside, or temp files "
+                     f"a crashed writer left, removed (see bridge.log)")
     lines += [f"  {inert(note)}" for note in status["ledger"]]
     return lines
 
@@ -83,8 +111,54 @@ def message_lines(entry: Entry) -> list[str]:
     return [inert(head), *("    " + inert(line) for line in msg.body.split("\n"))]
 
 
+# json.dumps escapes C0 controls; with ensure_ascii=False it writes DEL, the C1 controls (8-bit CSI and OSC among
+# them) and the Unicode line separators raw. Those are escaped too: the exact text, and nothing a terminal acts on.
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+
+def json_line(data: Any) -> str:
+    """One JSON document on one line, readable (UTF-8 stays as it is) and inert on a terminal."""
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m[0]):04x}", json.dumps(data, ensure_ascii=False))
+
+
 def conversation(book: Book) -> list[Entry]:
     return [book.entries[i] for i in book.order]
+
+
+WAITING = "waiting"
+WAITING_NOTE = "not yet picked up by the bridge"
+
+
+def waiting_messages(run: Run, book: Book) -> list[Message]:
+    """Messages in the outbox the ledger does not have yet (the bridge is down, or has not looked yet), oldest
+    first. The outbox is anyone's to write: files that are not plainly messages are not shown."""
+    found = []
+    for sender in SENDERS:
+        folder = run.outbox / sender
+        try:
+            names = sorted(n for n in (p.name for p in folder.iterdir()) if not n.startswith("."))
+        except OSError:
+            continue
+        for name in names:
+            try:
+                message = read_message_file(folder / name, run.outbox)
+            except (MalformedMessage, OSError):  # refused, or claimed meanwhile
+                continue
+            if message.id not in book.entries:
+                found.append(message)
+    return sorted(found, key=lambda m: (m.created, m.id))
+
+
+def waiting_record(msg: Message) -> dict[str, Any]:
+    return {"id": msg.id, "seq": None, "from": msg.sender, "to": list(msg.to), "kind": msg.kind, "state": WAITING,
+            "waiting": WAITING_NOTE, "deliveries": {}, "reasons": {}, "created": msg.created, "body": msg.body}
+
+
+def waiting_lines(msg: Message) -> list[str]:
+    stamp = time.strftime("%H:%M:%S", time.localtime(msg.created))
+    kind = "" if msg.kind == "message" else f" [{msg.kind}]"
+    head = f"#- {stamp} {msg.sender} → {', '.join(msg.to)}{kind}  {WAITING}: {WAITING_NOTE}"
+    return [inert(head), *("    " + inert(line) for line in msg.body.split("\n"))]
 
 
 def log_output(run: Run, *, follow: bool = False, as_json: bool = False, interval: float = 0.2,
@@ -105,12 +179,16 @@ def log_output(run: Run, *, follow: bool = False, as_json: bool = False, interva
             if printed.get(msg_id) == state:
                 continue
             if as_json:
-                yield json.dumps(message_record(entry), ensure_ascii=False)
+                yield json_line(message_record(entry))
             elif msg_id in printed:
                 yield f"#{entry.seq} {state}"
             else:
                 yield "\n".join(message_lines(entry))
             printed[msg_id] = state
+        for msg in waiting_messages(run, book):
+            if msg.id not in printed:
+                yield json_line(waiting_record(msg)) if as_json else "\n".join(waiting_lines(msg))
+                printed[msg.id] = WAITING
         if not follow or book.run_state == STOPPED:
             return
         sleep(interval)

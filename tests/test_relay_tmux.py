@@ -199,7 +199,7 @@ def test_malformed_files_are_set_aside_and_the_next_message_arrives(tmux_server:
         "outbox/human/d-link.json": "a symlink, not a file",
         "outbox/human/e-wrong.json": "'from' is 'worker' but the file is in the 'human' outbox",
     }
-    assert sorted(p.name for p in (run.dir / "rejected" / "human").iterdir()) == [
+    assert sorted(p.name for p in (run.mailbox / "rejected" / "human").iterdir()) == [
         "a-latin1.json", "b-empty.json", "c-broken.json", "d-link.json", "e-wrong.json"]
     assert list(human.iterdir()) == []
     assert bridge_pid(run) == pid, "the bridge kept running"

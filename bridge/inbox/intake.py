@@ -5,7 +5,6 @@ validated by its owner, and what does not validate is set aside or skipped with 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from bridge.book import Book
 from bridge.effects import Effects
-from bridge.inbox.mailbox import REJECTED, SETTLE_SECONDS, Refusal, move_aside, scan
+from bridge.inbox.mailbox import ABANDONED_SECONDS, REJECTED, SETTLE_SECONDS, Litter, Refusal, move_aside, scan
 from bridge.panes.envelope import ids_in
 from bridge.panes.sanitize import inert
 from bridge.protocol.referee import Referee
@@ -38,6 +37,14 @@ class Arrival:
 @dataclass(frozen=True)
 class Refused:
     event: Rejected
+    removed: bool = False  # a crashed writer's temp file, removed (not a message file set aside)
+
+    @property
+    def said(self) -> str:
+        """The bridge pane's line for it."""
+        if self.removed:
+            return f"removed {self.event.file}: {self.event.reason}"
+        return f"rejected {self.event.file}: {self.event.reason} (moved to {self.event.moved_to})"
 
 
 @dataclass
@@ -57,6 +64,15 @@ class Intake:
         self.seen: set[str] = set()  # hook event files already heard, as "<role>/<name>"
         self.rescan_at = 0.0  # when to look at the outbox again for a file still being written
         self._refusals: list[Refusal] = []
+        self._litter: list[Litter] = []  # temp files crashed writers left in the outbox, found by the last scan
+        self._troubles: list[str] = []  # writes refused during this pass (a full disk, a read-only device)
+        self._acted: set[str] = set()  # control files acted on that could not be removed yet
+
+    def has_receipt(self, role: str, msg_id: str) -> bool:
+        return msg_id in self.receipts[role]
+
+    def forget_receipts(self, role: str, ids: tuple[str, ...]) -> None:
+        self.receipts[role] -= set(ids)
 
     def prepare(self) -> None:
         for folder in (self.outbox, self.mailbox / EVENTS, control_dir(self.run_dir)):
@@ -83,6 +99,9 @@ class Intake:
             return fx
         for name in names:
             path = folder / name
+            if name in self._acted:  # acted on already; only its removal failed
+                self._remove(path, "a control file")
+                continue
             try:
                 action = read_control(path).action
             except InvalidControl as exc:
@@ -93,8 +112,24 @@ class Intake:
             elif action == "unpause":
                 fx.add(referee.unpause())
                 fx.wake += list(self.roles)
-            path.unlink(missing_ok=True)
+            if not self._remove(path, "a control file"):
+                self._acted.add(name)
         return fx
+
+    def _remove(self, path: Path, what: str) -> bool:
+        """Remove a file that was dealt with; False (and a trouble for the pass) when the device refuses."""
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            self._troubles.append(f"cannot remove {what}: {exc.strerror or exc}")
+            return False
+        self._acted.discard(path.name)
+        return True
+
+    def take_troubles(self) -> list[str]:
+        """What could not be written or removed since the last call."""
+        troubles, self._troubles = self._troubles, []
+        return troubles
 
     # ---- the outbox --------------------------------------------------------------------------------------
 
@@ -104,6 +139,7 @@ class Intake:
         found = scan(self.outbox)
         self.rescan_at = time.monotonic() + SETTLE_SECONDS / 2 if found.unsettled else 0.0
         self._refusals += found.refusals
+        self._litter = found.litter
         for arrival in found.arrivals:
             msg = arrival.message
             known = book.entries.get(msg.id)
@@ -122,26 +158,48 @@ class Intake:
 
     def claim(self, path: Path) -> None:
         # The ledger now holds the whole message. Unlink rather than move it elsewhere: a move out of a
-        # watched folder is an unpaired IN_MOVED_FROM, which watchdog holds back for 0.5 s.
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        # watched folder is an unpaired IN_MOVED_FROM, which watchdog holds back for 0.5 s. A file that cannot be
+        # removed (a read-only device) is known by its id and digest at the next scan: claimed again, not doubled.
+        self._remove(path, "a claimed message file")
 
     def refusals(self) -> list[Refused]:
-        """Set the refused files aside (never deleted: the human may want them) and say why."""
+        """Set the refused files aside (never deleted: the human may want them) and say why; remove what crashed
+        writers left behind (their temp files are no one's message)."""
         out = []
         pending, self._refusals = self._refusals, []
         for refusal in pending:
             try:
-                moved = move_aside(refusal.path, self.run_dir, REJECTED)
+                # Beside the outbox, on the same file system (a rename across file systems fails): it is the
+                # sender's own bytes, kept for the human to look at, trusted by nobody.
+                moved = move_aside(refusal.path, self.mailbox, REJECTED)
             except FileNotFoundError:
                 continue
-            except OSError as exc:
-                self._refusals.append(refusal)  # try again next pass (a full disk)
-                out.append(Refused(Rejected(file=_rel(refusal.path, self.mailbox),
-                                            reason=f"{refusal.reason}; not moved yet: {exc.strerror}")))
+            except OSError as exc:  # the next scan refuses it again: recorded once, when it is set aside
+                self._troubles.append(f"cannot set aside a refused message file: {exc.strerror or exc}")
                 continue
             out.append(Refused(Rejected(file=_rel(refusal.path, self.mailbox), reason=refusal.reason,
-                                        moved_to=_rel(moved, self.run_dir))))
+                                        moved_to=_rel(moved, self.mailbox))))
+        return out + self._clean_litter()
+
+    def _clean_litter(self) -> list[Refused]:
+        """Remove the hidden temp files crashed writers left in the outbox, once nothing has written them for
+        ABANDONED_SECONDS, and say so (in the ledger, as a rejected file, and in the bridge pane)."""
+        out = []
+        litter, self._litter = self._litter, []
+        for item in litter:
+            try:
+                if time.time() - item.path.lstat().st_mtime < ABANDONED_SECONDS:
+                    continue  # written again since the scan: a writer is alive after all
+                item.path.unlink()
+            except FileNotFoundError:
+                continue  # renamed into place, or removed, since the scan
+            except OSError as exc:
+                self._troubles.append(f"cannot remove an abandoned temp file: {exc.strerror or exc}")
+                continue
+            minutes = int(item.age // 60)
+            out.append(Refused(Rejected(file=_rel(item.path, self.mailbox), reason=(
+                f"a hidden temp file nothing had written for {minutes} minutes (left by a writer that crashed or "
+                f"was killed): removed")), removed=True))
         return out
 
     # ---- the agents' hook events -----------------------------------------------------------------------

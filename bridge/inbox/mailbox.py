@@ -6,10 +6,12 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.rundir.files import private_dir, tighten
 from bridge.rundir.message import SENDERS, MalformedMessage, Message, is_candidate, read_message_file
 
 
@@ -37,11 +39,25 @@ REJECTED = "rejected"  # refused files are set aside here, in the run directory,
 SETTLE_SECONDS = 1.0
 
 
+# A writer renames its hidden temp file into place once it is complete. One still there this long after its last
+# write was left by a writer that crashed or was killed, and nothing will ever finish it.
+ABANDONED_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class Litter:
+    """A hidden file in the outbox, untouched for ``age`` seconds: a crashed writer's temp file, to remove."""
+
+    path: Path
+    age: float
+
+
 @dataclass
 class Scan:
     arrivals: list[Arrival]
     refusals: list[Refusal]
     unsettled: int = 0  # files to look at again shortly
+    litter: list[Litter] = field(default_factory=list)
 
 
 def scan(outbox: Path, now: float | None = None) -> Scan:
@@ -55,6 +71,7 @@ def scan(outbox: Path, now: float | None = None) -> Scan:
         return result
     for folder in folders:
         if not is_candidate(folder.name):
+            result.litter += _abandoned(folder, now)
             continue
         path = Path(folder.path)
         if folder.is_symlink() or not folder.is_dir():
@@ -66,7 +83,8 @@ def scan(outbox: Path, now: float | None = None) -> Scan:
             continue
         for item in entries:
             if not is_candidate(item.name):
-                continue  # a writer's temp file, renamed into place when complete
+                result.litter += _abandoned(item, now)  # a writer's temp file: renamed into place when complete
+                continue
             file_path = Path(item.path)
             if folder.name not in SENDERS:
                 refusals.append(Refusal(file_path, f"unknown sender folder {folder.name!r}"))
@@ -89,6 +107,17 @@ def scan(outbox: Path, now: float | None = None) -> Scan:
     return result
 
 
+def _abandoned(item: os.DirEntry[str], now: float) -> list[Litter]:
+    """The hidden file (or link: never a folder) as litter, when nothing has written it for ABANDONED_SECONDS."""
+    try:
+        st = item.stat(follow_symlinks=False)
+    except OSError:
+        return []
+    if stat.S_ISDIR(st.st_mode) or now - st.st_mtime < ABANDONED_SECONDS:
+        return []
+    return [Litter(Path(item.path), now - st.st_mtime)]
+
+
 def _fresh(item: os.DirEntry[str], now: float) -> bool:
     try:
         return now - item.stat(follow_symlinks=False).st_mtime < SETTLE_SECONDS
@@ -97,11 +126,12 @@ def _fresh(item: os.DirEntry[str], now: float) -> bool:
 
 
 def move_aside(path: Path, run_dir: Path, folder: str) -> Path:
-    """Move a file (or link, or folder) under ``run_dir/folder/<sender>/``, never overwriting anything."""
-    dest_dir = run_dir / folder / path.parent.name
-    dest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Move a file (or link, or folder) under ``run_dir/folder/<sender>/``, never overwriting anything. What
+    lands in the run directory is private there, whatever mode its writer gave it."""
+    dest_dir = private_dir(run_dir / folder / path.parent.name)
     dest = dest_dir / path.name
     if dest.exists() or dest.is_symlink():
         dest = dest_dir / f"{path.name}.{secrets.token_hex(3)}"
     os.rename(path, dest)
+    tighten(dest)
     return dest

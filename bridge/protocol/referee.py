@@ -6,6 +6,7 @@ messages it adds (a notice to an agent, context for the partner), which are deli
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from bridge.rundir.events import (
 )
 from bridge.rundir.events import Relay as RelayEvent
 from bridge.rundir.events import Verdict as VerdictEvent
+from bridge.rundir.files import PRIVATE_FILE, write_atomic
 from bridge.rundir.manifest import Manifest
 from bridge.rundir.message import Message
 
@@ -178,10 +180,11 @@ class Referee:
         if not argv:
             return ""
         try:
-            with (self.run_dir / AGREEMENT_LOG).open("ab") as log:
+            fd = os.open(self.run_dir / AGREEMENT_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+            with os.fdopen(fd, "ab") as log:
                 proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.repo,
                                         start_new_session=True)  # outlives the session; `stop` waits for it
-            (self.run_dir / AGREEMENT_PID).write_text(f"{proc.pid}\n")
+            write_atomic(self.run_dir / AGREEMENT_PID, f"{proc.pid}\n".encode())
         except OSError as exc:
             return f"could not start the summary: {exc}"
         return "writing the summary: PLAN.md and PR notes (pairloop summarize)"

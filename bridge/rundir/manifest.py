@@ -5,6 +5,7 @@ a manifest with a field missing or of the wrong type is an :class:`InvalidManife
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import msgspec
 
 from bridge.panes.screen import ScreenRules
 from bridge.rundir.events import Limits
-from bridge.rundir.files import write_atomic
+from bridge.rundir.files import PRIVATE_FILE, write_atomic
 
 MANIFEST = "run.json"
 _LOCK = ".run.json.lock"
@@ -119,9 +120,12 @@ def write_manifest(run_dir: Path, manifest: Manifest) -> None:
 
 @contextmanager
 def _locked(run_dir: Path) -> Iterator[None]:
-    with (run_dir / _LOCK).open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    fd = os.open(run_dir / _LOCK, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE)  # 0600 whatever the umask
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)
 
 
 def update_manifest(run_dir: Path, change: Callable[[Manifest], Manifest]) -> Manifest:

@@ -16,7 +16,7 @@ from bridge.roles import AGENT_ROLES as AGENT_ROLES  # noqa: PLC0414 (re-exporte
 from bridge.roles import RECIPIENTS as RECIPIENTS  # noqa: PLC0414
 from bridge.roles import SENDERS as SENDERS  # noqa: PLC0414
 from bridge.roles import partner_of as partner_of  # noqa: PLC0414
-from bridge.rundir.files import write_atomic
+from bridge.rundir.files import private_dir, write_atomic
 
 KINDS = ("message", "task", "review", "approve", "changes", "done")  # what a sender may write
 BRIDGE_KINDS = ("notice", "context")  # what only the bridge itself creates (sender "pairloop")
@@ -113,7 +113,7 @@ def outbox_dir(run_dir: Path) -> Path:
 def post(outbox: Path, message: Message) -> Path:
     """Drop ``message`` into ``outbox/<sender>/`` atomically; the bridge takes it from there."""
     folder = outbox / message.sender
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(folder)  # 0700 whatever the umask, the outbox too if it is missing
     path = folder / f"{message.id}.json"
     write_atomic(path, json.dumps(message.to_json(), ensure_ascii=False).encode("utf-8"))
     return path

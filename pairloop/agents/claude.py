@@ -10,7 +10,7 @@ import json
 import shlex
 from typing import Any
 
-from bridge import ScreenRules
+from bridge import ScreenRules, write_atomic
 from pairloop.agents.profile import TRUST_DIALOG, AgentProfile, LaunchContext, hook_command
 
 # Claude Code (measured on 2.1.197). The input row is "❯" + U+00A0; every other "❯" (history, queued
@@ -52,7 +52,8 @@ def claude_settings(ctx: LaunchContext) -> dict[str, Any]:
 
 def _claude_args(profile: AgentProfile, ctx: LaunchContext) -> list[str]:
     settings = ctx.run_dir / f"claude-settings-{ctx.role}.json"
-    settings.write_text(json.dumps(claude_settings(ctx), indent=2))
+    # Private (0600) whatever the umask, and never seen half-written: it holds the hooks claude runs.
+    write_atomic(settings, json.dumps(claude_settings(ctx), indent=2).encode("utf-8"))
     args = ["--settings", str(settings), "--append-system-prompt", ctx.brief, "--session-id", ctx.session_id]
     if ctx.model:
         args += ["--model", ctx.model]

@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         handle(run_dir, role, kind, raw)
     except Exception as exc:  # a hook must never break the agent's turn
         try:
-            with (Path(args[0]) / "hook-errors.log").open("a") as log:
+            fd = os.open(Path(args[0]) / "hook-errors.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as log:
                 log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {args[1:3]} {exc!r}\n")
         except Exception:
             pass

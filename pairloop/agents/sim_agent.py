@@ -236,8 +236,12 @@ class Sim:
     # ---- records -------------------------------------------------------------------------------------
 
     def event(self, event: AgentEvent) -> None:
-        if self.run_dir is not None:
+        if self.run_dir is None:
+            return
+        try:
             write_agent_event(self.run_dir, self.role, event)
+        except OSError as exc:  # a full disk: like a real agent's hook, it must not take the agent down
+            self.note(f"(could not report a {event.event} event: {exc.strerror or exc})")
 
     def receipt(self, text: str) -> None:
         self.event(AgentEvent(event="prompt", prompt=text, agent="sim"))

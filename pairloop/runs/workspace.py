@@ -30,13 +30,14 @@ def open_workspace(tmux: Tmux, session: str, cwd: Path, titles: dict[str, str]) 
     tmux.set_window_options(worker, {
         "remain-on-exit": "on",
         "pane-border-status": "top",
-        "pane-border-format": " #{?@pairloop_title,#{@pairloop_title},#{pane_title}} ",
+        # pairloop's own title only: what an agent sets as its terminal title (OSC 2) is never shown there.
+        "pane-border-format": f" #{{{Tmux.TITLE_OPTION}}} ",
     })
     bridge = tmux.split(worker, PLACEHOLDER, cwd, horizontal=False, size=BRIDGE_LINES, full=True)
     reviewer = tmux.split(worker, PLACEHOLDER, cwd, horizontal=True, size="50%")
     panes = Panes(worker, reviewer, bridge)
     for role, pane in panes.by_role().items():
-        tmux.set_pane_option(pane, "@pairloop_title", titles[role])
+        tmux.set_title(pane, titles[role])  # agent names come from .pairloop.toml: shown literally
     tmux.run("select-pane", "-t", worker)
     return panes
 

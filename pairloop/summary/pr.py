@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge import git
+from bridge import git, write_atomic
 from pairloop.errors import MissingTool, PairloopError
 from pairloop.runs.store import Run
 from pairloop.summary.summarize import pr_notes_path
@@ -39,7 +39,7 @@ def notes_of(run: Run) -> tuple[str, Path]:
         raise PairloopError(f"run {run.id} has no PR notes yet: run `pairloop summarize --run {run.id}` first")
     first, _, rest = notes.read_text(encoding="utf-8").partition("\n")
     body = run.dir / "PR_BODY.md"
-    body.write_text(rest.lstrip("\n"), encoding="utf-8")
+    write_atomic(body, rest.lstrip("\n").encode("utf-8"))
     return first.removeprefix("# ").strip(), body
 
 
