@@ -139,7 +139,7 @@ RUN_DIR_OWNERS = {
     "attachments": "bridge/panes/envelope.py",
     "on-agreement.log": "bridge/protocol/referee.py",
     "on-agreement.pid": "bridge/protocol/referee.py",
-    ".paste-": "bridge/relay.py",
+    ".paste-": "bridge/courier.py",
     "launch": "pairloop/runs/launch.py",
     "brief-": "pairloop/agents/briefs/__init__.py",
     "claude-settings-": "pairloop/agents/claude.py",

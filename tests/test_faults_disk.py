@@ -254,17 +254,17 @@ def test_a_message_whose_record_is_cut_short_stays_in_the_outbox_until_it_is_rec
     assert msg.id not in relay.book.entries
     assert path.read_bytes().startswith(before) and path.read_bytes().endswith(b"\n"), "no fragment left"
     assert read_ledger(path).damaged == []
-    assert relay.trouble.problem == "cannot write the ledger: No space left on device"
+    assert relay.desk.trouble.problem == "cannot write the ledger: No space left on device"
     assert relay.status_text.endswith("DISK: cannot write the ledger: No space left on device")
     (alert,) = disk_lines(out)
     assert "nothing is lost" in alert
-    assert ("set-option", "-t", "=s:", PROBLEM_OPTION, relay.trouble.problem) in relay.tmux.commands  # type: ignore[attr-defined]
+    assert ("set-option", "-t", "=s:", PROBLEM_OPTION, relay.desk.trouble.problem) in relay.tmux.commands  # type: ignore[attr-defined]
 
     disk.full = False
     wait_for(lambda: ticked(relay) and msg.id in relay.book.entries, what="the retry to record the message")
     assert not file.exists()
     assert [i for i in ledger_ids(path) if i == msg.id] == [msg.id], "recorded once"
-    wait_for(lambda: ticked(relay) and not relay.trouble.problem, what="the episode to end")
+    wait_for(lambda: ticked(relay) and not relay.desk.trouble.problem, what="the episode to end")
     (_, back) = disk_lines(out)
     assert "DISK: writing works again (after " in back
     assert ("set-option", "-u", "-t", "=s:", PROBLEM_OPTION) in relay.tmux.commands  # type: ignore[attr-defined]
@@ -295,14 +295,14 @@ def test_an_attachment_the_disk_refuses_holds_the_batch_before_anything_is_recor
         bridge: tuple[Bridge, io.StringIO], monkeypatch: pytest.MonkeyPatch) -> None:
     relay, out = bridge
     msg_id = queued_entry(relay, "x" * (PASTE_LIMIT + 1))
-    monkeypatch.setattr("bridge.relay.write_atomic", lambda path, data: (_ for _ in ()).throw(ENOSPC))
-    relay.deliver_batch("worker", [relay.book.entries[msg_id]], None)
+    monkeypatch.setattr("bridge.courier.write_atomic", lambda path, data: (_ for _ in ()).throw(ENOSPC))
+    relay.courier.deliver_batch("worker", [relay.book.entries[msg_id]], None)
     assert delivering_events(relay) == []
     assert relay.book.entries[msg_id].deliveries["worker"] == QUEUED
-    assert relay.schedules["worker"].next_check > time.monotonic(), "tried again later, not at once"
+    assert relay.courier.schedules["worker"].next_check > time.monotonic(), "tried again later, not at once"
     assert not (relay.mailbox / "attachments" / f"{msg_id}.txt").exists()
     relay.take_stock()
-    assert relay.trouble.problem == "cannot write an attachment: No space left on device"
+    assert relay.desk.trouble.problem == "cannot write an attachment: No space left on device"
     assert len(disk_lines(out)) == 1
 
 
@@ -310,11 +310,11 @@ def test_a_paste_file_the_disk_refuses_holds_the_batch_and_leaves_no_file(
         bridge: tuple[Bridge, io.StringIO], monkeypatch: pytest.MonkeyPatch) -> None:
     relay, _ = bridge
     msg_id = queued_entry(relay, "a short one")
-    monkeypatch.setattr("bridge.relay.write_private", lambda path, data: (_ for _ in ()).throw(ENOSPC))
-    relay.deliver_batch("worker", [relay.book.entries[msg_id]], None)
+    monkeypatch.setattr("bridge.courier.write_private", lambda path, data: (_ for _ in ()).throw(ENOSPC))
+    relay.courier.deliver_batch("worker", [relay.book.entries[msg_id]], None)
     relay.take_stock()
     assert delivering_events(relay) == []
-    assert relay.trouble.problem == "cannot write the paste file: No space left on device"
+    assert relay.desk.trouble.problem == "cannot write the paste file: No space left on device"
     assert not [p for p in relay.run_dir.iterdir() if p.name.startswith(".paste-")]
 
 
@@ -326,8 +326,8 @@ def test_a_paste_file_refused_after_the_paste_was_recorded_goes_back_to_the_queu
     def refused(*args: object) -> None:
         raise ENOSPC
 
-    monkeypatch.setattr("bridge.relay.deliver", refused)
-    relay.deliver_batch("worker", [relay.book.entries[msg_id]], None)
+    monkeypatch.setattr("bridge.courier.deliver", refused)
+    relay.courier.deliver_batch("worker", [relay.book.entries[msg_id]], None)
     assert len(delivering_events(relay)) == 1
     assert relay.book.entries[msg_id].deliveries["worker"] == QUEUED, "not failed, not in flight: queued again"
     assert relay.book.entries[msg_id].deliveries["worker"] != DELIVERING

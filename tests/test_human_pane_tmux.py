@@ -68,6 +68,8 @@ def test_messages_arrive_while_the_human_reads_back_in_copy_mode(tmux_server: Tm
     tmux_server.set_window_options(pane, {"mode-keys": keys})
     human_says(run, "worker", "some history to scroll back through")  # so there is history
     wait_for(lambda: len(prompts(run, "worker")) == 1, what="the first prompt")
+    # The sim may still be repainting after that prompt: wait until there is history to scroll back to.
+    wait_for(lambda: int(fmt(tmux_server, pane, "#{history_size}")) > 0, what="history in the pane")
     scrolled_back(tmux_server, pane)
     assert fmt(tmux_server, pane, "#{pane_mode} #{?#{e|>:#{scroll_position},0},back,at the bottom}") == \
         "copy-mode back"

@@ -68,7 +68,7 @@ def test_claudes_paste_placeholder_is_ours_only_while_our_paste_is_in_flight(bri
     placeholder = Reading(DRAFT, draft="[Pasted text #1 +3 lines]")
 
     def decide(reading: Reading) -> object:
-        return route(replace(bridge.situation("worker", 0.0), reading=reading))
+        return route(replace(bridge.courier.situation("worker", 0.0), reading=reading))
 
     assert decide(placeholder) == SubmitOurs(("m1",))
     assert isinstance(decide(Reading(DRAFT, draft="[Pasted text #1 +12 lines]")), Hold), "not our line count"
@@ -80,13 +80,13 @@ def test_claudes_paste_placeholder_is_ours_only_while_our_paste_is_in_flight(bri
 
 def test_the_situation_carries_the_recorded_paste_and_the_profiles_placeholder(bridge: Bridge) -> None:
     bridge.add(received("m1", 1, sender="human", to=("worker",)))
-    assert bridge.situation("worker", 0.0).paste is None
+    assert bridge.courier.situation("worker", 0.0).paste is None
     bridge.add(delivering_paste("worker", TEXT, ("m1",)), durable=True)
-    situation = bridge.situation("worker", 0.0)
+    situation = bridge.courier.situation("worker", 0.0)
     assert situation.owed == (Owed("m1", delivering=True),)
     assert situation.paste == Paste(("m1",), TEXT.split("\n", 1)[0], 4)
     assert situation.paste_placeholder == CLAUDE_RULES.paste_placeholder
-    assert bridge.situation("reviewer", 0.0).paste is None
+    assert bridge.courier.situation("reviewer", 0.0).paste is None
 
 
 def test_a_restarted_bridge_still_knows_its_paste_in_flight(run_dir: Path) -> None:
@@ -97,7 +97,8 @@ def test_a_restarted_bridge_still_knows_its_paste_in_flight(run_dir: Path) -> No
     second, _ = started(run_dir)
     try:
         assert second.book.entries["m1"].deliveries == {"worker": DELIVERING}
-        situation = replace(second.situation("worker", 0.0), reading=Reading(DRAFT, draft="[Pasted text #1 +3 lines]"))
+        situation = replace(second.courier.situation("worker", 0.0),
+                            reading=Reading(DRAFT, draft="[Pasted text #1 +3 lines]"))
         assert route(situation) == SubmitOurs(("m1",))
     finally:
         stop(second)
