@@ -78,14 +78,19 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-@pytest.fixture
-def git_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    repo = tmp_path / "repo"
+def make_repo(repo: Path) -> Path:
+    """A git repository at ``repo`` with one commit."""
     repo.mkdir()
     git(repo, "init", "-q", check=True)
     (repo / "README.md").write_text("test repo\n")
     git(repo, "add", "README.md", check=True)
     git(repo, "commit", "-q", "-m", "init", check=True)
+    return repo
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    repo = make_repo(tmp_path / "repo")
     monkeypatch.chdir(repo)
     return repo
 

@@ -384,14 +384,9 @@ def test_the_log_keeps_what_a_full_disk_refused_and_writes_it_in_order_later(
 @pytest.fixture
 def disk_repo(tiny_disk: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The repository and pairloop's state root, both on the tiny disk."""
-    from bridge.git import git
+    from tests.conftest import make_repo
 
-    repo = tiny_disk / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", check=True)
-    (repo / "README.md").write_text("test repo\n")
-    git(repo, "add", "README.md", check=True)
-    git(repo, "commit", "-q", "-m", "init", check=True)
+    repo = make_repo(tiny_disk / "repo")
     monkeypatch.chdir(repo)
     monkeypatch.setenv("PAIRLOOP_HOME", str(tiny_disk / "state"))
     return repo
