@@ -72,7 +72,8 @@ class Bridge:
 
     def start(self) -> None:
         self._lock_fd = lock.take(self.run_dir)
-        self.intake.prepare()
+        for problem in self.intake.prepare():
+            self.report.line(problem)
         path = ledger_path(self.run_dir)
         ledger = Ledger(path)
         repaired = ledger.repair()
@@ -188,16 +189,16 @@ class Bridge:
         for event in fx.events:
             self.add(event, durable)
         self.look_soon(tuple(fx.wake))
+        if fx.start_summary:  # first: whoever saw the agreement in the ledger is waiting for it
+            said = self.referee.start_summary()
+            if said:
+                self.report.line(said)
         for post in fx.posts:
             self.post(post)
         for text in fx.says:
             self.report.line(text)
         for text in fx.alerts:
             self.alert(text)
-        if fx.start_summary:
-            said = self.referee.start_summary()
-            if said:
-                self.report.line(said)
 
     def post(self, post: Post) -> None:
         """A message from the bridge itself, delivered like any other."""

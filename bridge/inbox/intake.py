@@ -74,11 +74,17 @@ class Intake:
     def forget_receipts(self, role: str, ids: tuple[str, ...]) -> None:
         self.receipts[role] -= set(ids)
 
-    def prepare(self) -> None:
-        for folder in (self.outbox, self.mailbox / EVENTS, control_dir(self.run_dir)):
-            private_dir(folder)
-        for role in self.roles:
-            private_dir(events_dir(self.mailbox, role))
+    def prepare(self) -> list[str]:
+        """Make the folders the bridge reads; what cannot be made (an agent put a link in its place) is said,
+        not fatal: the bridge reads on what it can."""
+        problems = []
+        for folder in (self.outbox, self.mailbox / EVENTS, control_dir(self.run_dir),
+                       *(events_dir(self.mailbox, role) for role in self.roles)):
+            try:
+                private_dir(folder)
+            except OSError as exc:
+                problems.append(f"cannot use {inert(str(folder))}: {exc.strerror or exc}")
+        return problems
 
     def watched(self) -> list[Path]:
         return [self.outbox, self.mailbox / EVENTS, control_dir(self.run_dir)]

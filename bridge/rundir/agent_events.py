@@ -5,6 +5,9 @@ writes is untrusted data: a file that is not a valid event is skipped with the r
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import time
 from pathlib import Path
 from typing import Literal
@@ -53,12 +56,30 @@ def write_agent_event(run_dir: Path, role: str, event: AgentEvent, n: int = 0) -
     return path
 
 
+MAX_EVENT_BYTES = 4 * 1024 * 1024
+
+
 def read_agent_event(path: Path) -> AgentEvent:
+    """One event file, read as the untrusted data it is: a regular file (never a link, a FIFO that would block
+    the bridge, or a device), of a sane size, that validates."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        reason = "a symlink, not a file" if exc.errno == errno.ELOOP else f"unreadable: {exc.strerror}"
+        raise InvalidAgentEvent(reason) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidAgentEvent("not a regular file")
+        if st.st_size > MAX_EVENT_BYTES:
+            raise InvalidAgentEvent("larger than 4 MiB")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(MAX_EVENT_BYTES + 1)
     except OSError as exc:
         raise InvalidAgentEvent(f"unreadable: {exc.strerror}") from None
-    if len(data) > 4 * 1024 * 1024:
+    finally:
+        os.close(fd)
+    if len(data) > MAX_EVENT_BYTES:
         raise InvalidAgentEvent("larger than 4 MiB")
     try:
         return _decoder.decode(data)

@@ -86,6 +86,8 @@ def private_dir(path: Path) -> Path:
     try:
         path.mkdir(mode=PRIVATE_DIR)
     except FileExistsError:
+        if path.is_symlink():  # never write (or chmod) through a link someone else put in our place
+            raise OSError(errno.ELOOP, "a symlink where pairloop keeps a folder", str(path)) from None
         if not path.is_dir():
             raise
     os.chmod(path, PRIVATE_DIR)

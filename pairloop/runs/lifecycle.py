@@ -47,7 +47,7 @@ from pairloop.agents.profile import TRUST_DIALOG, AgentProfile, LaunchContext, p
 from pairloop.errors import PairloopError
 from pairloop.runs.config import agent_settings, read_config
 from pairloop.runs.launch import LaunchSpec, write_launch_spec
-from pairloop.runs.store import RUNNING, STOPPED, Run, base_commit, create_run_dir, load_run, slug
+from pairloop.runs.store import AGREED, RUNNING, STOPPED, Run, base_commit, create_run_dir, load_run, slug
 from pairloop.runs.workspace import launch, open_workspace
 from pairloop.summary.plan import TEMPLATE, template_text
 
@@ -261,10 +261,24 @@ def end_panes(pids: list[int], grace: float = 3.0) -> None:
 
 def wait_for_summary(run: Run, timeout: float) -> bool:
     """The summary the bridge started on agreement runs in its own session: let it finish (it takes well
-    under a second) so nothing of the run is left running. True when none is running any more."""
-    try:
-        pid = int((run.dir / AGREEMENT_PID).read_text().strip())
-    except (OSError, ValueError):
+    under a second) so nothing of the run is left running. True when none is running any more.
+
+    The bridge records the agreement first and starts the summary a moment later: while it still runs, a
+    summary that is due but not started yet is waited for too."""
+    def started() -> int | None:
+        try:
+            return int((run.dir / AGREEMENT_PID).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    pid = started()
+    if pid is None and run.manifest.on_agreement and run.book().run_state == AGREED:
+        gone = -1  # the bridge that would start it is no longer running: none will start
+        pid = poll(lambda: started() or (None if bridge_running(run) else gone), timeout, delay=0.02,
+                   max_delay=0.05)
+        if pid is None:
+            return False  # due, and still not started
+    if pid is None or pid < 0:
         return True
     return bool(poll(lambda: not _alive(pid), timeout, delay=0.05, max_delay=0.05))
 
