@@ -171,6 +171,12 @@ class Courier:
             return
         self.conclude(role, batch, outcome)
 
+    def disk_back(self, said: bool) -> None:
+        """Writing works again: what waited for the next retry need not wait for it."""
+        if said:
+            self.look_soon(self.held_for_disk)
+        self.held_for_disk.clear()
+
     def hold_for_disk(self, role: str, problem: str) -> None:
         """Nothing was recorded or pasted: the batch stays queued, and is tried again at the episode's next retry
         (the episode itself is said once, by the relay's stock-take)."""

@@ -11,7 +11,7 @@ from bridge.panes.tmux import Tmux, TmuxError
 from bridge.record import Record
 from bridge.report import Reporter, describe
 from bridge.rundir.events import DELIVERY_EVENTS, AnyEvent
-from bridge.trouble import Trouble, next_retry
+from bridge.trouble import Step, Trouble, after_pass, next_retry
 
 
 class Desk:
@@ -40,6 +40,20 @@ class Desk:
         self.record.add(event, durable)
         if durable:
             self.wrote = True
+
+    def add_together(self, events: list[AnyEvent]) -> None:
+        """Record ``events`` durably in one write, all or none (LedgerWriteError when they cannot be)."""
+        self.record.add_together(events)
+        self.wrote = True
+
+    def take_stock(self, more_failures: list[str]) -> Step:
+        """The pass is over: did a write fail, and is that news (an episode begins or ends)?"""
+        failures = [*self.failures, *more_failures]
+        if self.record.backlog:
+            failures.append(self.record.problem or "cannot write the ledger")
+        step = after_pass(self.trouble, failures, time.monotonic(), self.wrote)
+        self.trouble = step.trouble
+        return step
 
     def begin_pass(self) -> None:
         self.failures, self.wrote = [], False

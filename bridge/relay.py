@@ -23,7 +23,7 @@ from bridge.inbox.intake import Intake
 from bridge.panes.lookout import Lookout
 from bridge.panes.problem import publish_problem
 from bridge.panes.statusline import status_text
-from bridge.panes.tmux import Tmux, TmuxError
+from bridge.panes.tmux import Tmux, TmuxError, tmux_literal
 from bridge.protocol.referee import Referee
 from bridge.record import Record
 from bridge.report import Reporter, describe
@@ -34,7 +34,6 @@ from bridge.rundir import lock
 from bridge.rundir.events import AnyEvent, BridgeState, Received
 from bridge.rundir.ledger import Ledger, LedgerWriteError, ledger_path, read_ledger
 from bridge.rundir.manifest import mailbox_of, read_manifest, targets
-from bridge.trouble import after_pass
 
 BridgeBusy = lock.BridgeBusy
 
@@ -165,19 +164,13 @@ class Bridge:
 
     def take_stock(self) -> None:
         """The pass is over: did a write fail, and is that news (an episode begins or ends)?"""
-        failures = list(self.desk.failures)
-        if self.record.backlog:
-            failures.append(self.record.problem or "cannot write the ledger")
-        failures += [p for p in (self.report.log_problem, *self.intake.take_troubles()) if p]
-        step = after_pass(self.desk.trouble, failures, time.monotonic(), self.desk.wrote)
-        self.desk.trouble = step.trouble
+        step = self.desk.take_stock([p for p in (self.report.log_problem, *self.intake.take_troubles()) if p])
         if step.alert:
             self.alert(step.alert)
         if step.say:
             self.report.line(step.say)
-            self.courier.look_soon(self.courier.held_for_disk)  # what waited for the retry need not wait now
         if not self.desk.trouble.problem:
-            self.courier.held_for_disk.clear()
+            self.courier.disk_back(said=bool(step.say))
         if self.desk.trouble.problem != self._published and publish_problem(
                 self.tmux, self.manifest.tmux.session, self.desk.trouble.problem):
             self._published = self.desk.trouble.problem
@@ -217,8 +210,7 @@ class Bridge:
             for arrival in self.intake.arrivals(self.book, self.referee):
                 # Recorded with what has to come before it (a round's checkpoint), in one fsync'd write: only now
                 # may the file be claimed. A disk with room for only part of it gets none of it.
-                self.record.add_together([*arrival.before.events, arrival.received])
-                self.desk.wrote = True
+                self.desk.add_together([*arrival.before.events, arrival.received])
                 self.carry_out(replace(arrival.before, events=[]))
                 self.intake.claim(arrival.path)
                 entry = self.book.entries[arrival.received.id]
@@ -252,7 +244,7 @@ class Bridge:
             session = f"={self.manifest.tmux.session}:"  # ':' makes '=' (exact name) work for options
             with contextlib.suppress(TmuxError):
                 self.tmux.run("set-option", "-t", session, "status-right-length", "160", ";",
-                              "set-option", "-t", session, "status-right", text.replace("#", "##"))
+                              "set-option", "-t", session, "status-right", tmux_literal(text))
 
     def alert(self, text: str) -> None:
         self.desk.alert(text)
