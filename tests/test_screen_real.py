@@ -1,7 +1,8 @@
-"""bridge.panes.screen with pairloop's claude/codex rules on REAL screens of Claude Code 2.1.197 and Codex CLI 0.169.0.
+"""bridge.panes.screen with pairloop's claude/codex rules on REAL screens of Claude Code 2.1.332 and Codex CLI 0.171.0.
 
 Every file in tests/fixtures/screens is one `tmux capture-pane -p -J` of a real TUI (the exact text the bridge
-reads), taken at 100x30 and 200x50 against a local scripted model server; the files are never hand-edited.
+reads), taken at 100x30 and 200x50 against a local scripted model server by ``python -m tests.e2e.capture_screens``;
+the files are never hand-edited.
 Names are <agent>-<state>-<W>x<H>.txt; the expectation for each <agent>-<state> is in EXPECTED below."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from bridge.panes.screen import BUSY, DIALOG, DRAFT, READY, STARTING, ScreenRules, choose_option, classify, input_text
 from bridge.router import Paste, proves_our_paste
 from pairloop.agents.claude import CLAUDE_RULES
-from pairloop.agents.codex import CODEX_RULES
+from pairloop.agents.codex import CODEX_RULES, THREAD_OPEN_ELSEWHERE
 from pairloop.agents.profile import TRUST_DIALOG
 
 SCREENS = Path(__file__).parent / "fixtures" / "screens"
@@ -27,6 +28,7 @@ ENVELOPE_LINE = '[pairloop] #3 task from codex · id m-7f3a · reply: pairloop s
 EXPECTED: dict[str, tuple[str, str]] = {
     "claude-idle-fresh": (READY, ""),
     "claude-idle-after-turn": (READY, ""),
+    "claude-idle-after-compact": (READY, ""),  # "❯ /compact" then "⎿  Compacted …": no "✻" line closes it
     "claude-busy-thinking": (BUSY, ""),  # spinner, no token yet
     "claude-busy-streaming": (BUSY, ""),
     "claude-busy-tool": (BUSY, ""),  # "⎿  Running…"
@@ -37,6 +39,8 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "claude-permission-dialog": (DIALOG, "permission prompt"),
     "claude-trust-dialog": (DIALOG, TRUST_DIALOG),
     "claude-api-key-dialog": (DIALOG, "use this API key?"),
+    # An API error (here a 429) ends the turn; the empty box shows the hint "Resend your message to try again".
+    "claude-error-turn-ended": (READY, ""),
     "codex-starting": (STARTING, ""),  # logo + input row, no model line / "for agents" footer yet
     "codex-idle-fresh": (READY, ""),
     "codex-idle-after-turn": (READY, ""),
@@ -52,6 +56,8 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "codex-trust-dialog": (DIALOG, TRUST_DIALOG),
     "codex-model-nudge": (DIALOG, "new model nudge"),
     "codex-error-turn-ended": (READY, ""),  # "■ …" closes the turn
+    # `codex resume <id>` while another codex holds the thread: a waiting screen, not an exit.
+    "codex-thread-open-elsewhere": (DIALOG, THREAD_OPEN_ELSEWHERE),
 }
 
 # Captures a rule in pairloop/agents.py gets wrong (file name -> what fails). Keep strict: a fix must remove them.
@@ -149,22 +155,23 @@ def test_a_human_draft_is_never_ours(agent: str) -> None:
             assert not proves_our_paste(_draft(name), PASTE, RULES[agent].paste_placeholder)
 
 
-# claude 2.1.330's trust dialog (as seen in a canary run): "No, exit" first, unnumbered, with the cursor on it.
-CLAUDE_2_1_330_TRUST = """ Claude Code'll be able to read, edit, and execute files here.
+# claude 2.1.197's trust dialog (numbered, "Yes" first): the layout before 2.1.330.
+CLAUDE_2_1_197_TRUST = """ Claude Code'll be able to read, edit, and execute files here.
 
  Security guide
 
- ❯ No, exit
-   Yes, I trust this folder
+ ❯ 1. Yes, I trust this folder
+   2. No, exit
 
  Enter to confirm · Esc to cancel"""
 
 
 def test_choosing_the_trust_option_by_its_text() -> None:
-    claude_old = _screen(SCREENS / "claude-trust-dialog-100x30.txt")
+    # claude 2.1.330 and later (the fixture): "No, exit" first, unnumbered, with the cursor on it.
+    claude = _screen(SCREENS / "claude-trust-dialog-100x30.txt")
     codex = _screen(SCREENS / "codex-trust-dialog-100x30.txt")
-    assert choose_option(claude_old, "Yes, I trust this folder") == ["Enter"]
-    assert choose_option(CLAUDE_2_1_330_TRUST, "Yes, I trust this folder") == ["Down", "Enter"]
+    assert choose_option(claude, "Yes, I trust this folder") == ["Down", "Enter"]
+    assert choose_option(CLAUDE_2_1_197_TRUST, "Yes, I trust this folder") == ["Enter"]
     assert choose_option(codex, "Trust and continue") == ["Enter"]
     assert choose_option(codex, "no such option") == []
     assert choose_option("no menu here\nTrust and continue", "Trust and continue") == []

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from bridge.deadline import poll
 
-CLAUDE_VERSION = "2.1.197"
-CODEX_VERSION = "0.169.0"
+CLAUDE_VERSION = "2.1.332"
+CODEX_VERSION = "0.171.0"
 
 CLAUDE_PACKAGE = "@anthropic-ai/claude-code"
 CODEX_PACKAGE = "@openai/codex"
