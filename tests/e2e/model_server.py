@@ -51,6 +51,7 @@ __all__ = [
     "shell",
     "text",
     "user_texts_of",
+    "with_usage",
 ]
 
 Flavor = Literal["anthropic", "openai"]
@@ -98,6 +99,9 @@ class Reply:
     status: int = 500
     repeat: int = 1
     codex_extra: str = ""  # JSON object merged into codex's exec_command arguments
+    error_body: str = ""  # an error's JSON body, instead of the default one
+    headers: tuple[tuple[str, str], ...] = ()  # extra response headers (an error's rate-limit headers)
+    usage: tuple[int, int] | None = None  # (input, output) tokens the reply reports, instead of the defaults
 
 
 def text(body: str, *, stream_seconds: float = 0.0, chunks: int = 10) -> Reply:
@@ -112,9 +116,18 @@ def shell(command: str, *, then: Reply | None = None, codex_extra: dict[str, Any
     return Reply(kind="shell", command=command, then=then, codex_extra=json.dumps(codex_extra or {}))
 
 
-def error(status: int = 500, *, repeat: int = 1) -> Reply:
-    """An HTTP error reply, served for `repeat` consecutive script-consuming requests."""
-    return Reply(kind="error", status=status, repeat=max(1, repeat))
+def error(status: int = 500, *, repeat: int = 1, body: dict[str, Any] | None = None,
+          headers: dict[str, str] | None = None) -> Reply:
+    """An HTTP error reply, served for `repeat` consecutive script-consuming requests; `body` replaces the
+    default JSON error body and `headers` are added (e.g. a usage limit's rate-limit headers)."""
+    return Reply(kind="error", status=status, repeat=max(1, repeat), error_body=json.dumps(body) if body else "",
+                 headers=tuple((headers or {}).items()))
+
+
+def with_usage(rep: Reply, input_tokens: int, output_tokens: int) -> Reply:
+    """The same reply (and its follow-up), reporting these token counts in its usage."""
+    then = with_usage(rep.then, input_tokens, output_tokens) if rep.then is not None else None
+    return replace(rep, usage=(input_tokens, output_tokens), then=then)
 
 
 COMPLETE, CLIENT_GONE = "complete", "client gone"
@@ -134,6 +147,7 @@ class RecordedRequest:
     ended_wall: float = 0.0  # the same moment as time.time(), to compare with ledger timestamps
     outcome: str = ""  # COMPLETE, or CLIENT_GONE when the client hung up before the reply's end
     index: int = -1  # position among all recorded requests (see ModelServer.current)
+    usage: tuple[int, int] = (0, 0)  # (input, output) tokens the reply reported
 
     def user_texts(self, *, include_injected: bool = False) -> list[str]:
         """The user message texts this request carries, oldest first (its whole conversation history)."""
@@ -286,6 +300,10 @@ class ModelServer:
         with self._cond:
             self._state.records[index] = replace(self._state.records[index], reply=desc)
             self._cond.notify_all()
+
+    def _set_usage(self, index: int, usage: tuple[int, int]) -> None:
+        with self._cond:
+            self._state.records[index] = replace(self._state.records[index], usage=usage)
 
     def _set_outcome(self, index: int, outcome: str) -> None:
         with self._cond:
@@ -460,6 +478,7 @@ class _Handler(BaseHTTPRequestHandler):
     model_server: ModelServer  # set by subclass in ModelServer.start
     protocol_version = "HTTP/1.1"
     _index = -1  # this request's record
+    _usage: tuple[int, int] | None = None  # the scripted reply's token counts, when it sets them
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # silence the per-request stderr log
@@ -492,9 +511,11 @@ class _Handler(BaseHTTPRequestHandler):
         )
         return self._index
 
-    def _send_json(self, status: int, obj: Any) -> None:
+    def _send_json(self, status: int, obj: Any, headers: tuple[tuple[str, str], ...] = ()) -> None:
         data = json.dumps(obj).encode()
         self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Connection", "close")
@@ -556,11 +577,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._anthropic_text(model, _aux_text(body, srv.title_text), 0.0, 1)
             return
         rep = srv._next_reply("anthropic", _anthropic_tool_result_ids(body))
+        self._usage = rep.usage
         if rep.kind == "error":
             srv._set_reply_desc(idx, f"error {rep.status}")
             self._send_json(
                 rep.status,
+                json.loads(rep.error_body) if rep.error_body else
                 {"type": "error", "error": {"type": "api_error", "message": f"scripted error {rep.status}"}},
+                rep.headers,
             )
         elif rep.kind == "shell":
             call_id = srv._new_id("toolu")
@@ -585,12 +609,15 @@ class _Handler(BaseHTTPRequestHandler):
                     "content": [],
                     "stop_reason": None,
                     "stop_sequence": None,
-                    "usage": {"input_tokens": 10, "output_tokens": 1},
+                    "usage": {"input_tokens": self._usage[0] if self._usage else 10, "output_tokens": 1},
                 },
             },
         )
 
     def _anthropic_end(self, stop_reason: str, output_tokens: int) -> None:
+        output_tokens = self._usage[1] if self._usage else output_tokens
+        if self._index >= 0:
+            self.model_server._set_usage(self._index, (self._usage[0] if self._usage else 10, output_tokens))
         self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
         self._event(
             "message_delta",
@@ -647,10 +674,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._openai_text(srv.title_text, 0.0, 1)
             return
         rep = srv._next_reply("openai", _openai_tool_result_ids(body))
+        self._usage = rep.usage
         if rep.kind == "error":
             srv._set_reply_desc(idx, f"error {rep.status}")
             self._send_json(
-                rep.status, {"error": {"type": "server_error", "message": f"scripted error {rep.status}"}}
+                rep.status, json.loads(rep.error_body) if rep.error_body else
+                {"error": {"type": "server_error", "message": f"scripted error {rep.status}"}}, rep.headers,
             )
         elif rep.kind == "shell":
             call_id = srv._new_id("call")
@@ -674,6 +703,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._openai_text(rep.text, rep.stream_seconds, rep.chunks)
 
     def _openai_completed(self, resp_id: str) -> None:
+        tokens_in, tokens_out = self._usage or (10, 5)
+        if self._index >= 0:
+            self.model_server._set_usage(self._index, (tokens_in, tokens_out))
         self._event(
             "response.completed",
             {
@@ -681,11 +713,11 @@ class _Handler(BaseHTTPRequestHandler):
                 "response": {
                     "id": resp_id,
                     "usage": {
-                        "input_tokens": 10,
+                        "input_tokens": tokens_in,
                         "input_tokens_details": {"cached_tokens": 0},
-                        "output_tokens": 5,
+                        "output_tokens": tokens_out,
                         "output_tokens_details": {"reasoning_tokens": 0},
-                        "total_tokens": 15,
+                        "total_tokens": tokens_in + tokens_out,
                     },
                 },
             },
