@@ -1,21 +1,41 @@
-"""``python -m bridge RUN_DIR``: the relay process that runs in a run's bridge pane."""
+"""``python -m bridge RUN_DIR``: the relay process that runs in a run's bridge pane (under bridge.keeper).
+
+It takes the run's lock before anything else, importing only the standard library for it: a bridge started again
+holds its run within milliseconds, and the relay's modules (tmux, the watcher, the ledger's schema) load after."""
 
 from __future__ import annotations
 
-import argparse
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
-from bridge.panes.tmux import Tmux, TmuxError
-from bridge.relay import Bridge, BridgeBusy
-from bridge.rundir.manifest import InvalidManifest, read_manifest
+from bridge.rundir import lock
+
+
+def _stop_now(signum: int, frame: FrameType | None) -> None:
+    """Asked to stop before the relay runs (it sets its own handlers first thing): nothing to finish, exit 0."""
+    raise SystemExit(0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bridge", description=__doc__)
-    parser.add_argument("run_dir", type=Path)
-    args = parser.parse_args(argv)
-    run_dir: Path = args.run_dir.resolve()
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python -m bridge RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(args[0]).resolve()
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, _stop_now)
+    try:
+        lock_fd = lock.take(run_dir)
+    except lock.BridgeBusy as exc:
+        print(f"bridge: {exc}", file=sys.stderr)
+        return lock.BUSY_EXIT
+
+    from bridge.panes.tmux import Tmux, TmuxError
+    from bridge.relay import Bridge
+    from bridge.rundir.manifest import InvalidManifest, read_manifest
+
     try:
         manifest = read_manifest(run_dir)
     except InvalidManifest as exc:
@@ -23,10 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     try:
         tmux = Tmux(socket_path=manifest.tmux.socket_path)
-        return Bridge(run_dir, tmux).run()
-    except BridgeBusy as exc:
-        print(f"bridge: {exc}", file=sys.stderr)
-        return 1
+        return Bridge(run_dir, tmux, lock_fd=lock_fd).run()
     except TmuxError as exc:
         print(f"bridge: tmux: {exc}", file=sys.stderr)
         return 4

@@ -13,6 +13,8 @@ from pathlib import Path
 BRIDGE_LOCK = "bridge.lock"
 # struct flock on Linux: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid (+ padding).
 _FLOCK = "@hhqqi4x"
+# How `python -m bridge` exits when another bridge holds the lock (EX_TEMPFAIL): its keeper waits, never loops.
+BUSY_EXIT = 75
 
 
 class BridgeBusy(Exception):
