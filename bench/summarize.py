@@ -24,13 +24,28 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bridge import AGENT_ROLES, changes_between, git, git_out, parse_findings, partner_of, snapshot  # noqa: E402
+from bridge import (  # noqa: E402
+    AGENT_ROLES,
+    CastHeader,
+    cast_path,
+    changes_between,
+    encode_event,
+    git,
+    git_out,
+    parse_findings,
+    partner_of,
+    round_label,
+    snapshot,
+)
 from pairloop.runs.store import Run, load_run  # noqa: E402
 from pairloop.summary import digest  # noqa: E402
+from pairloop.summary import summarize as summarizer  # noqa: E402
+from pairloop.summary.report import write_report  # noqa: E402
 from pairloop.summary.summarize import summarize  # noqa: E402
 
 TARGET_S = 1.0
@@ -95,6 +110,9 @@ def build_run(root: Path, messages: int, rounds: int) -> Run:
               "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
     os.environ.update(env_id)
     git_out(repo, "init", "-q", "-b", "main")
+    # As `pairloop start` does: the mailbox folder (here also the run directory) stays out of the checkpoints.
+    (repo / ".git" / "info").mkdir(parents=True, exist_ok=True)
+    (repo / ".git" / "info" / "exclude").write_text("/.pairloop/\n")
     (repo / "README.md").write_text("bench repo\n")
     git_out(repo, "add", "-A")
     git_out(repo, "commit", "-q", "-m", "init")
@@ -179,6 +197,26 @@ def build_run(root: Path, messages: int, rounds: int) -> Run:
     return load_run(run_dir)
 
 
+def write_casts(run: Run, rounds: int, repaints: int = 20) -> int:
+    """Both panes' recordings, as the recorder writes them: per round, full-screen repaints of a 120x40 pane in
+    colour, and the round's marker. Returns their size in bytes."""
+    total = 0
+    for role in AGENT_ROLES:
+        with cast_path(run.dir, role).open("wb") as f:
+            f.write(CastHeader(120, 40, 1767323045).encode())
+            t = 0.0
+            for n in range(1, rounds + 1):
+                for k in range(repaints):
+                    t += 0.5
+                    screen = "\r\n".join(f"\x1b[1;3{(n + row) % 7 + 1}m●\x1b[0m {role} round {n} step {k} "
+                                          f"\x1b[38;5;{(row * 7) % 255}m{CHATTER[(n + row) % len(CHATTER)][:90]}"
+                                          "\x1b[0m" for row in range(38))
+                    f.write(encode_event(t, "o", "\x1b[H\x1b[2J" + screen))
+                f.write(encode_event(t, "m", round_label(n)))
+            total += f.tell()
+    return total
+
+
 def timed(fn: Any, repeat: int) -> list[float]:
     out = []
     for _ in range(repeat):
@@ -216,7 +254,16 @@ def main() -> int:
             profiler.runcall(summarize, run)
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
         build_s = timed(lambda: digest.build(run), args.repeat)
-        summarize_s = timed(lambda: summarize(run), args.repeat)
+        # The summary writes the run report too: timed with and without it, then the report alone, first with no
+        # recordings, then with both panes' recordings to replay.
+        summarize_s, without_s = [], []
+        for _ in range(args.repeat):  # interleaved, so a busy moment of the machine falls on both
+            summarize_s += timed(lambda: summarize(run), 1)
+            with mock.patch.object(summarizer, "write_report", lambda *a, **k: run.dir):
+                without_s += timed(lambda: summarize(run), 1)
+        report_s = timed(lambda: write_report(run), args.repeat)
+        cast_bytes = write_casts(run, args.rounds)
+        report_casts_s = timed(lambda: write_report(run), args.repeat)
         notes = (run.dir / "PR_NOTES.md").read_text()
         result = {
             "messages": facts["messages"], "ledger_events": sum(1 for _ in run.ledger_path.open()),
@@ -225,6 +272,9 @@ def main() -> int:
             "verification_commands": len(facts["verification"]), "human_interventions": len(facts["human"]),
             "pr_notes_kib": round(len(notes.encode()) / 1024, 1),
             "digest_build_s": stats(build_s), "summarize_s": stats(summarize_s), "target_s": TARGET_S,
+            "summarize_without_report_s": stats(without_s), "report_s": stats(report_s),
+            "report_with_recordings_s": stats(report_casts_s), "recordings_mib": round(cast_bytes / 2**20, 1),
+            "report_kib": round(write_report(run).stat().st_size / 1024),
             "repeat": args.repeat, "setup_s": round(setup, 1), "cpus": os.cpu_count(),
             "python": sys.version.split()[0],
             "git": git(None, "--version").stdout.strip(),
@@ -236,10 +286,12 @@ def main() -> int:
             print(f"kept {root}")
     print(f"ledger: {result['messages']} messages, {result['ledger_events']} events ({result['ledger_mib']} MiB), "
           f"{result['rounds']} rounds, {result['findings']} findings, {result['commits']} commits")
-    for name in ("digest_build_s", "summarize_s"):
+    for name in ("digest_build_s", "summarize_s", "summarize_without_report_s", "report_s",
+                 "report_with_recordings_s"):
         s = result[name]
-        print(f"{name:16} min {s['min']:.3f} s · median {s['median']:.3f} s · max {s['max']:.3f} s"
+        print(f"{name:26} min {s['min']:.3f} s · median {s['median']:.3f} s · max {s['max']:.3f} s"
               f"  ({args.repeat} runs)")
+    print(f"recordings: {result['recordings_mib']} MiB in all; report.html {result['report_kib']} KiB")
     ok = result["summarize_s"]["max"] <= TARGET_S
     print(f"target: summarize ≤ {TARGET_S} s: {'met' if ok else 'MISSED'}")
     out = ROOT / "bench" / "results" / "summarize.json"
