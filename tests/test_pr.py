@@ -289,3 +289,37 @@ def test_creates_the_draft_pr(world: World) -> None:
     notes = (world.run_dir / "PR_NOTES.md").read_text(encoding="utf-8")
     assert create["body"] == notes.partition("\n")[2].lstrip("\n") == BODY
     assert Path(create["cwd"]).resolve() == world.repo.resolve()
+
+
+def test_a_run_with_its_own_worktree_opens_the_pr_from_its_branch(world: World) -> None:
+    """The user's checkout stays on `feature` (pushed); the run worked on its own branch in its own worktree."""
+    from pairloop.runs.worktree import add_worktree
+
+    run_id, run_dir, _ = create_run_dir(world.repo)
+    work, branch = add_worktree(world.repo, run_id)
+    write_manifest(run_dir, Manifest(id=run_id, task=TITLE, repo=str(world.repo), base_commit=base_commit(world.repo),
+                                     state="stopped", workdir=str(work), branch=branch,
+                                     tmux=TmuxPlace(socket_path="/nonexistent", session="none")))
+    (run_dir / "PR_NOTES.md").write_text(NOTES, encoding="utf-8")
+    (work / "a.py").write_text("a = 1\n")
+    git(work, "add", "a.py", check=True)
+    git(work, "commit", "-q", "-m", "Add a", check=True)
+
+    def pr(*args: str) -> subprocess.CompletedProcess[str]:
+        return world.pairloop("pr", "--run", run_id, *args)
+
+    assert one_error_line(pr()) == f"Error: branch {branch!r} is not pushed: run `git push -u origin {branch}` first"
+    git(work, "push", "-q", "-u", "origin", branch, check=True)
+    (work / "b.py").write_text("b = 1\n")
+    git(work, "add", "b.py", check=True)
+    git(work, "commit", "-q", "-m", "Add b", check=True)
+    assert one_error_line(pr()) == f"Error: branch {branch!r} has 1 commit(s) not pushed: run `git push` first"
+    git(work, "push", "-q", check=True)
+    dry = pr("--dry-run")
+    assert shlex.split(dry.stdout)[:6] == ["gh", "pr", "create", "--draft", "--head", branch]
+    out = pr()
+    assert out.returncode == 0, out.stderr
+    view, create = world.calls()[-2:]
+    assert view["argv"][:3] == ["pr", "view", branch]
+    assert create["argv"][:5] == ["pr", "create", "--draft", "--head", branch] and create["cwd"] == str(work)
+    assert world.git("rev-parse", "--abbrev-ref", "HEAD").strip() == "feature", "the user's checkout untouched"
