@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bridge.rundir.events import (
+    DELIVERY_EVENTS,
     AgentState,
     AnyEvent,
     Delivering,
@@ -24,6 +25,7 @@ from bridge.rundir.message import Message
 QUEUED, DELIVERING, DELIVERED, FAILED = "queued", "delivering", "delivered", "failed"
 SUPPRESSED = "suppressed"  # held back on purpose (a message bouncing back and forth), never delivered
 OWED = (QUEUED, DELIVERING)
+_STATES: dict[type, str] = {cls: state for state, cls in DELIVERY_EVENTS.items()}  # a delivery's kind -> its state
 
 
 @dataclass
@@ -71,10 +73,10 @@ class Book:
         return len(self.order) + 1
 
     def apply(self, event: AnyEvent) -> None:
-        if isinstance(event, Received):
+        if type(event) is Received:  # most of a ledger is messages and their deliveries: one look each
             self._receive(event)
         elif isinstance(event, Delivery):
-            state = tag_of(event)
+            state = _STATES.get(type(event)) or tag_of(event)
             if isinstance(event, Delivering):
                 self.pastes[event.to] = event
             for msg_id in event.ids:
