@@ -7,13 +7,14 @@ Names are <agent>-<state>-<W>x<H>.txt; the expectation for each <agent>-<state> 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from bridge.panes.screen import BUSY, DIALOG, DRAFT, READY, STARTING, ScreenRules, choose_option, classify, input_text
 from bridge.router import Paste, proves_our_paste
-from pairloop.agents.claude import CLAUDE_RULES
+from pairloop.agents.claude import AUTO_MODE_UNCHECKED, CLAUDE_RULES
 from pairloop.agents.codex import CODEX_RULES, THREAD_OPEN_ELSEWHERE
 from pairloop.agents.profile import TRUST_DIALOG
 
@@ -41,6 +42,9 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "claude-api-key-dialog": (DIALOG, "use this API key?"),
     # An API error (here a 429) ends the turn; the empty box shows the hint "Resend your message to try again".
     "claude-error-turn-ended": (READY, ""),
+    # Auto mode behind a custom endpoint: its safety check cannot run, a command it would check waits for the
+    # human ("Auto mode can't check actions in this session"); the busy tool line above it must not win.
+    "claude-auto-mode-unchecked": (DIALOG, AUTO_MODE_UNCHECKED),
     "codex-starting": (STARTING, ""),  # logo + input row, no model line / "for agents" footer yet
     "codex-idle-fresh": (READY, ""),
     "codex-idle-after-turn": (READY, ""),
@@ -175,3 +179,42 @@ def test_choosing_the_trust_option_by_its_text() -> None:
     assert choose_option(codex, "Trust and continue") == ["Enter"]
     assert choose_option(codex, "no such option") == []
     assert choose_option("no menu here\nTrust and continue", "Trust and continue") == []
+
+
+@pytest.mark.parametrize("size", ["100x30", "200x50"])
+def test_auto_modes_unchecked_screen_is_a_dialog_also_through_run_json(size: str) -> None:
+    # The bridge reads the rules back from run.json: the pattern (with its ’/' apostrophe) must survive the trip.
+    screen = _screen(SCREENS / f"claude-auto-mode-unchecked-{size}.txt")
+    rules = ScreenRules.from_json(json.loads(json.dumps(CLAUDE_RULES.to_json())))
+    assert classify(screen, rules) == classify(screen, CLAUDE_RULES)
+    assert classify(screen, rules).detail == AUTO_MODE_UNCHECKED
+    # Without the rule the same screen reads as a busy agent (the tool line above it): messages held, no call.
+    bare = ScreenRules.from_json({**CLAUDE_RULES.to_json(), "dialogs": {
+        k: v for k, v in CLAUDE_RULES.dialogs.items() if k != AUTO_MODE_UNCHECKED}})
+    assert classify(screen, bare).state == BUSY
+
+
+# Measured on 2.1.332 after Enter ("stay in auto mode") on that screen: each checked action asks on its own, and a
+# note about it stays in the history.
+CLAUDE_AUTO_MODE_APPROVAL = """● Auto mode can't check actions in this session. Its safety check runs on the server,
+  and your requests go through 127.0.0.1:39873, which doesn't pass it through. Actions that need the check now ask for
+  your approval.
+
+────────────────────────────────────────────────────────────────────────────────────────────────────
+ Bash command
+ Run shell command
+ git commit --allow-empty -m lab-commit
+ Auto mode can't check actions in this session, so this one needs your approval
+
+ Do you want to proceed?
+ ❯ No
+   Yes
+
+ Esc to cancel · Tab to amend"""
+
+
+def test_after_staying_in_auto_mode_each_action_is_a_permission_prompt_and_the_note_is_history() -> None:
+    assert classify(CLAUDE_AUTO_MODE_APPROVAL, CLAUDE_RULES) == classify("x\n Do you want to proceed?", CLAUDE_RULES)
+    assert classify(CLAUDE_AUTO_MODE_APPROVAL, CLAUDE_RULES).detail == "permission prompt"
+    note = CLAUDE_AUTO_MODE_APPROVAL.split("\n\n─", maxsplit=1)[0]
+    assert classify(f"{note}\n\n✻ Worked for 0s\n\n{'─' * 20}\n❯\u00a0\n{'─' * 20}", CLAUDE_RULES).state == READY

@@ -189,6 +189,11 @@ def capture_claude(c: Capturer, size: tuple[int, int]) -> None:
         "claude-error-turn-ended": lambda: (c.reply("anthropic", error(429, repeat=50)),
                                             c.submit("fail please", "Enter"),
                                             c.wait("error", lambda s: "API Error" in s and "───" in s)),
+        # Auto mode's safety check runs on Anthropic's side: behind the model server (any custom endpoint) a
+        # command it would check stops on "Auto mode can't check actions in this session".
+        "claude-auto-mode-unchecked": lambda: (c.reply("anthropic", shell("git commit --allow-empty -m capture")),
+                                               c.submit("commit please", "Enter"),
+                                               c.wait("the auto mode screen", lambda s: "t check actions" in s)),
     }
     for name, drive in steps.items():
         if c.wanted(name):
