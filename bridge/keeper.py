@@ -5,18 +5,26 @@ the human is called (a bell, a tmux message, the status line and ``pairloop stat
 stopped, the session hung up, SIGTERM) ends the keeper too. The bridge's own rules make a restart lose and
 duplicate nothing: the ledger is replayed, the outbox scanned, a delivery in flight settled by its receipt.
 
-The keeper waits in waitpid and costs nothing while the bridge runs; it imports the standard library (and the
-bridge's lock and log) only: tmux is loaded the first time the human has to be called. If the keeper itself is
-killed, the pane's ``pane-died`` hook (:func:`pane_hook`) starts the pane again."""
+The keeper imports the relay's modules once (all that ``python -m bridge`` loads, watchdog and msgspec too) and
+starts each bridge by forking itself: a restart pays no Python start-up and no imports, only the bridge's own work
+(take the lock, replay the ledger). The price is a few MiB more resident in the keeper, shared with its bridge
+(copy-on-write); and a bridge started again runs the code the keeper loaded when its pane started. The fork is
+safe because the keeper starts no threads and holds no file of the run across it (bridge.log is closed before, its
+wake-up pipe in the child, stop signals held back during it); the child gets the pane's stdin/stdout/stderr as before,
+the signal handlers a new Python has, and runs the same entry point as ``python -m bridge RUN_DIR``. The keeper
+then waits in waitpid and costs nothing while the bridge runs. If the keeper itself is killed, the pane's
+``pane-died`` hook (:func:`pane_hook`) starts the pane again."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import select
 import signal
-import subprocess
 import sys
+import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,8 +43,19 @@ BUSY_POLL_S = 0.5  # while another bridge holds the run's lock
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
-def bridge_argv(python: str, run_dir: Path) -> list[str]:
-    return [python, "-m", "bridge", str(run_dir)]
+# What ``python -m bridge`` imports: its entry point, the relay (tmux, the ledger's schema, msgspec...) and the
+# watcher (watchdog) the relay loads when it starts.
+PRELOADED = ("bridge.__main__", "bridge.relay", "bridge.inbox.watcher")
+
+
+def preload() -> None:
+    """Import, once, what a bridge imports (bridge/__main__.py and what it loads after taking the lock): each
+    bridge forked from the keeper starts with them loaded. Importing starts no thread and opens nothing of a run."""
+    try:
+        for name in PRELOADED:
+            importlib.import_module(name)
+    except Exception:  # a broken module: the bridge forked without it meets it and shows it (a crash loop)
+        pass
 
 
 def keeper_argv(python: str, run_dir: Path) -> list[str]:
@@ -80,15 +99,15 @@ def after_death(quick_before: int, lived_s: float) -> Next:
 
 
 class Keeper:
-    def __init__(self, run_dir: Path, python: str = sys.executable) -> None:
+    def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.argv = bridge_argv(python, run_dir)
-        self.child: subprocess.Popen[bytes] | None = None
+        self.child: int | None = None  # the running bridge's pid (None once it was reaped)
         self.stopping = False
         self.called = False  # the human was called about a crash loop (and has not been told it is over)
         self._log: Reporter | None = None
         self._tmux: Tmux | None = None
-        self._wake_r, wake_w = os.pipe()
+        self._wake_r, self._wake_w = os.pipe()
+        wake_w = self._wake_w
         os.set_blocking(wake_w, False)
         os.set_blocking(self._wake_r, False)
         signal.set_wakeup_fd(wake_w)  # a signal ends a backoff wait at once
@@ -97,9 +116,9 @@ class Keeper:
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.stopping = True
-        if self.child is not None and self.child.poll() is None:
+        if self.child is not None:  # not reaped yet: the pid is still its own
             try:
-                self.child.send_signal(signum)
+                os.kill(self.child, signum)
             except OSError:
                 pass
 
@@ -107,7 +126,7 @@ class Keeper:
         quick = 0
         while not self.stopping:
             started = time.monotonic()
-            self.child = subprocess.Popen(self.argv)
+            self.child = self._fork_bridge()
             code = self._wait_steady(self.child)
             lived = time.monotonic() - started
             if code == 0 or -code in STOP_SIGNALS or self.stopping:
@@ -126,15 +145,67 @@ class Keeper:
             self._sleep(step.delay)
         return 0
 
-    def _wait_steady(self, child: subprocess.Popen[bytes]) -> int:
-        """Wait for the child to end; once it has run steadily, a crash loop it ended is over."""
+    def _fork_bridge(self) -> int:
+        """Start a bridge as a fork of the keeper (its modules already loaded); return its pid."""
+        assert threading.active_count() == 1, "the keeper must not fork with threads running"
+        if self._log is not None:  # bridge.log is not held open across the fork (it is opened again to say more)
+            self._log.close()
+            self._log = None
+        sys.stdout.flush()  # nothing buffered is written twice
+        sys.stderr.flush()
+        # A stop signal held back across the fork: the child meets it with the bridge's handlers (or the default),
+        # the keeper once it knows the child's pid to pass it on.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            return child.wait(timeout=STEADY_S) if self.called else child.wait()
-        except subprocess.TimeoutExpired:
+            pid = os.fork()
+            if pid == 0:
+                os._exit(self._be_bridge())
+            self.child = pid
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        return pid
+
+    def _be_bridge(self) -> int:
+        """In the forked child: drop what is the keeper's, then run as ``python -m bridge RUN_DIR`` would."""
+        code = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_DFL)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            from bridge.__main__ import main as bridge_main
+
+            code = bridge_main([str(self.run_dir)])
+        except SystemExit as exc:  # as the interpreter would turn it into an exit status
+            if exc.code is None or isinstance(exc.code, int):
+                code = exc.code or 0
+            else:
+                print(exc.code, file=sys.stderr)
+        except BaseException:  # an uncaught error shows in the pane, as a python of its own would show it
+            traceback.print_exc()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        return code
+
+    def _wait_steady(self, child: int) -> int:
+        """Wait for the child to end; once it has run steadily, a crash loop it ended is over."""
+        if self.called and not _ends_within(child, STEADY_S):
             self.called = False
             self.say("bridge running steadily again")
             self.tell("")
-            return child.wait()
+        return self._reap(child)
+
+    def _reap(self, child: int) -> int:
+        """Wait for the child's end: its returncode as subprocess gives it (negative: the signal that ended it)."""
+        _, status = os.waitpid(child, 0)
+        self.child = None
+        return os.waitstatus_to_exitcode(status)
 
     def _wait_for_lock(self) -> None:
         holder = lock.holder(self.run_dir)
@@ -189,11 +260,29 @@ class Keeper:
             pass
 
 
+def _ends_within(pid: int, timeout: float) -> bool:
+    """Whether the child ``pid`` ends within ``timeout`` s (it is not reaped here)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfds here: look now and then
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+            time.sleep(0.1)
+        return False
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m bridge.keeper RUN_DIR", file=sys.stderr)
         return 2
+    preload()
     return Keeper(Path(args[0]).resolve()).run()
 
 

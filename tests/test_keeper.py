@@ -178,3 +178,30 @@ def test_a_killed_keeper_is_started_again_by_its_pane(tmux_server: Tmux, git_rep
     msg = human_says(run, "worker", "after the keeper came back")
     wait_for(lambda: delivered(run, msg.id, "worker"), what="delivery by the new bridge")
     assert ids_received(run, "worker") == {msg.id: 1}
+
+
+def proc_fds(pid: int) -> dict[int, str]:
+    fd_dir = Path(f"/proc/{pid}/fd")
+    return {int(fd.name): os.readlink(fd) for fd in fd_dir.iterdir()}
+
+
+@pytest.mark.tmux
+def test_the_bridge_is_forked_from_its_keeper_with_its_modules_loaded_and_none_of_its_files(
+        tmux_server: Tmux, git_repo: Path) -> None:
+    run = start_sims(tmux_server, git_repo)
+    wait_for(lambda: any(e["ev"] == "bridge" for e in ledger(run)), what="the bridge started")
+    keeper = int(tmux_server.run("display-message", "-p", "-t", run.manifest.bridge_pane, "#{pane_pid}")[0])
+    for _ in range(2):  # the first bridge, and one started again after a SIGKILL (the keeper has said things)
+        pid = bridge_pid(run)
+        status = Path(f"/proc/{pid}/status").read_text()
+        assert f"\nPPid:\t{keeper}\n" in status
+        # A fork, not a new python: the keeper's command line (a python of its own would say `-m bridge`).
+        assert Path(f"/proc/{pid}/cmdline").read_bytes() == Path(f"/proc/{keeper}/cmdline").read_bytes()
+        keeper_fds, bridge_fds = proc_fds(keeper), proc_fds(pid)
+        assert {fd: bridge_fds.get(fd) for fd in (0, 1, 2)} == {fd: keeper_fds[fd] for fd in (0, 1, 2)}
+        kept = {target for fd, target in keeper_fds.items() if fd > 2}
+        assert kept and not kept & set(bridge_fds.values()), "the keeper's wake-up pipe stays the keeper's"
+        assert not any(str(run.dir) in target for target in kept), "nor does it hold a file of the run"
+        os.kill(pid, signal.SIGKILL)
+        wait_for(partial(new_bridge, run, pid), timeout=BACK_WITHIN_S, what="the bridge back by itself")
+    assert "keeper: bridge died (killed by signal 9, SIGKILL)" in log_text(run)
