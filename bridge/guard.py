@@ -4,7 +4,12 @@ this watches the configuration there and flags a change of those settings to the
 since that would let an agent pass its own gate or run commands outside its sandbox.
 
 The configuration is read as ``pairloop`` reads it: ``.pairloop.toml`` at the top of the working tree, else
-``[tool.pairloop]`` in ``pyproject.toml``. Each guarded setting is compared as canonical JSON text."""
+``[tool.pairloop]`` in ``pyproject.toml``. Each guarded setting is compared as canonical JSON text.
+
+Two things are kept apart, since with a worktree they differ: the baseline is what the *agents' working tree*
+held at start (``config_at_start``: a worktree has only the committed file), and what runs is what the human's
+configuration (the checkout's, uncommitted edits included) or flags said at start (``verify``, ``notify`` in
+run.json). A change is measured against the first; an alert always names the second."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from typing import Any
 
 from bridge.effects import Effects
 from bridge.rundir.events import ConfigChanged
+from bridge.rundir.manifest import Manifest
 
 CONFIG_FILE, PYPROJECT = ".pairloop.toml", "pyproject.toml"
 GUARDED = ("verify", "verify_timeout", "notify")
@@ -62,10 +68,19 @@ def changes(at_start: dict[str, str], now: dict[str, str], flagged: dict[str, st
     return out
 
 
+def what_runs(manifest: Manifest) -> dict[str, str]:
+    """What the bridge runs for each guarded setting, as an alert says it (from run.json, never the tree)."""
+    verify = manifest.verify if isinstance(manifest.verify, str) else list(manifest.verify)
+    return {"verify": json.dumps(verify) if verify else "nothing",
+            "verify_timeout": json.dumps(manifest.verify_timeout),
+            "notify": json.dumps(list(manifest.notify)) if manifest.notify else "nothing"}
+
+
 class Guard:
-    def __init__(self, work_tree: Path, at_start: dict[str, str]) -> None:
+    def __init__(self, work_tree: Path, at_start: dict[str, str], runs: dict[str, str] | None = None) -> None:
         self.work_tree = work_tree
-        self.at_start = at_start
+        self.at_start = at_start  # what the working tree's configuration said at start: the baseline
+        self.runs = runs or {}  # what the bridge runs, per guarded setting (see what_runs)
         self.next_look = 0.0
         self._seen: tuple[object, ...] | None = None
 
@@ -96,7 +111,8 @@ class Guard:
             if event.now == event.was:
                 fx.says.append(f"{event.file}: {event.key} is back to what it said when the run started")
             else:
+                runs = self.runs.get(event.key, "what was recorded at start")
                 fx.alerts.append(f"pairloop: {event.file} in the working tree changed {event.key} during the run "
-                                 f"(now {event.now or 'unset'}; at start {event.was or 'unset'}): ignored — the "
-                                 "bridge runs what was recorded at start")
+                                 f"(now {event.now or 'unset'}; the working tree said {event.was or 'unset'} at "
+                                 f"start): ignored — the bridge runs {runs}")
         return fx

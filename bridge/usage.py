@@ -16,12 +16,15 @@ The sim agent writes claude's shape."""
 
 from __future__ import annotations
 
-import errno
+import fnmatch
 import json
 import os
-import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from bridge.rundir.agent_events import InvalidAgentEvent, open_untrusted
+from bridge.rundir.manifest import RecordsRoot
 
 CLAUDE, CODEX = "claude-transcript", "codex-rollout"
 FORMATS = (CLAUDE, CODEX)
@@ -136,6 +139,24 @@ def read_line(fmt: str, line: bytes, tally: Tally) -> None:
         (_claude_line if fmt == CLAUDE else _codex_line)(entry, tally)
 
 
+def refusal(path: str, roots: Sequence[RecordsRoot]) -> str:
+    """Why a record path an agent's event named is not read ("" when it may be): it must be a file named as the
+    agent names its records, under one of the role's roots (recorded at start from the agent's environment), the
+    real path included, so a forged path cannot make the bridge read another file or another agent's records.
+    No roots (a run from before they were recorded): only the opening rules of :meth:`RecordFile.read` apply."""
+    if not roots:
+        return ""
+    if not os.path.isabs(path) or "\0" in path:
+        return "not an absolute path"
+    real = os.path.realpath(path)
+    for root in roots:
+        top = os.path.realpath(root.dir)
+        if (os.path.commonpath([top, real]) == top and real != top
+                and fnmatch.fnmatchcase(os.path.basename(real), root.name)):
+            return ""
+    return "not where this agent keeps its records"
+
+
 class RecordFile:
     """One agent's record file, read on from where the last look stopped."""
 
@@ -148,18 +169,14 @@ class RecordFile:
 
     def read(self) -> bool:
         """Read what was appended since the last look (up to READ_BYTES); True when something new was read. A
-        missing file is not yet written; anything but a regular file (a FIFO, a device) is never opened for
-        reading, so the bridge cannot be made to block on it."""
+        missing file is not yet written; anything but a regular file (a symlink, a FIFO, a device) is never read,
+        so the bridge cannot be made to block on it or follow a link (the event files' rule, bridge.rundir)."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-        except OSError as exc:
-            self.problem = "" if exc.errno == errno.ENOENT else f"cannot read {self.path}: {exc.strerror}"
+            fd, st = open_untrusted(self.path)
+        except InvalidAgentEvent as exc:
+            self.problem = "" if exc.missing else f"cannot read {self.path}: {exc.reason}"
             return False
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                self.problem = f"{self.path} is not a regular file"
-                return False
             if st.st_size < self.offset:  # replaced or cut short: start over
                 self.offset, self.partial, self.tally = 0, b"", Tally()
             if st.st_size == self.offset:
@@ -182,4 +199,4 @@ class RecordFile:
         return True
 
 
-__all__ = ["CLAUDE", "CODEX", "FORMATS", "LimitHit", "RecordFile", "Tally", "Tokens", "read_line"]
+__all__ = ["CLAUDE", "CODEX", "FORMATS", "LimitHit", "RecordFile", "Tally", "Tokens", "read_line", "refusal"]
