@@ -72,7 +72,18 @@ def processes(runs: list[Run]) -> dict[int, str]:
             if needle.encode() in cmdline:
                 found[int(entry.name)] = kind
                 break
+    # The keeper forks its bridge: both have the keeper's command line, and the bridge is the keeper's child.
+    for pid, kind in list(found.items()):
+        if kind == "keeper" and found.get(parent_of(pid)) == "keeper":
+            found[pid] = "bridge"
     return found
+
+
+def parent_of(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def measure_latency(runs: list[Run], rounds: int, together: bool) -> list[list[float]]:

@@ -11,15 +11,18 @@ import time
 
 from bridge.effects import Effects
 from bridge.notify import BUDGET, USAGE_LIMIT, Call
+from bridge.panes.sanitize import inert
 from bridge.panes.screen import limit_shown, limits_on_screen
 from bridge.panes.tmux import Tmux, TmuxError
 from bridge.protocol.referee import Referee
 from bridge.rundir.events import TokenUsage, UsageLimit
-from bridge.rundir.manifest import Target
-from bridge.usage import FORMATS, RecordFile, Tokens
+from bridge.rundir.manifest import RecordsRoot, Target
+from bridge.usage import FORMATS, RecordFile, Tokens, refusal
 
 LOOK_SECONDS = 5.0  # how often the agents' screens and records are looked at when nothing else wakes the bridge
 SAME_LIMIT_SECONDS = 30.0  # a limit seen on the screen and in the records is one call to the human
+RECAPTURE_SECONDS = 60.0  # a screen tmux calls unchanged is still captured this often (a clock set back, say)
+_ACTIVITY = "#{window_activity}"  # when the pane's window last had output, whole seconds of the wall clock
 
 
 class Meter:
@@ -29,8 +32,11 @@ class Meter:
         self.files: dict[str, dict[str, RecordFile]] = {}  # role -> path -> that file, read on from its offset
         self.shown: dict[str, tuple[str, int]] = {}  # role -> the limit line on its screen, and how many, last look
         self.called: dict[str, float] = {}  # role -> when its last limit called the human
+        self.captured: dict[str, tuple[int, float]] = {}  # role -> its last capture: wall second, monotonic
         self.next_look = 0.0
         self._started = False
+        self.roots: dict[str, tuple[RecordsRoot, ...]] = {}  # role -> where its records may be (run.json)
+        self.refused: set[tuple[str, str]] = set()  # (role, path) refused and said once: never read
 
     def due(self, now: float) -> float | None:
         """When the meter wants a look (None: it has nothing to watch)."""
@@ -52,7 +58,7 @@ class Meter:
         for role, fmt in self.formats.items():
             files = self.files.setdefault(role, {})
             for path in (*spend.files.get(role, ()), *paths.get(role, ())):
-                if path not in files:
+                if path not in files and self.admit(role, path, fx):
                     files[path] = RecordFile(path, fmt)
             fresh = [record for record in files.values() if record.read()]
             if not fresh:
@@ -74,15 +80,50 @@ class Meter:
             fx.add(self.look(referee, now))
         return fx
 
+    def admit(self, role: str, path: str, fx: Effects) -> bool:
+        """Whether a record path the agent's event named may be read: under the role's roots, and not a file
+        another role's count holds (bridge.usage.refusal). A refused path is said once (bridge.log), then passed
+        over."""
+        if (role, path) in self.refused:
+            return False
+        others = [other for other, files in self.files.items() if other != role and path in files]
+        reason = f"counted for the {others[0]} already" if others else refusal(path, self.roots.get(role, ()))
+        if not reason:
+            return True
+        self.refused.add((role, path))
+        fx.says.append(f"ignored the {role}'s record file {inert(path)}: {reason}")
+        return False
+
+    def unchanged(self, roles: list[str], now: float) -> set[str]:
+        """The screens with nothing new since their last capture, from one tmux call for all of them: the pane's
+        window had no output since the second that capture was taken in (an idle pair costs no captures)."""
+        args: list[str] = []
+        for role in roles:
+            args += [*((";",) if args else ()), "display-message", "-p", "-t", self.targets[role].pane, _ACTIVITY]
+        try:
+            stamps = self.tmux.run(*args)
+        except TmuxError:
+            return set()  # in doubt, every screen is captured
+        out = set()
+        for role, stamp in zip(roles, stamps, strict=False):
+            last = self.captured.get(role)
+            if last is not None and stamp.isdigit() and int(stamp) < last[0] and now - last[1] < RECAPTURE_SECONDS:
+                out.add(role)
+        return out
+
     def look(self, referee: Referee, now: float) -> Effects:
         fx = Effects()
+        watched = [role for role, target in self.targets.items() if target.rules.limits]
+        same = self.unchanged(watched, now) if self.captured else set()
         for role, target in self.targets.items():
-            if not target.rules.limits:
+            if not target.rules.limits or role in same:
                 continue
+            taken = (int(time.time()), now)  # before the capture: output during it is seen at the next look
             try:
                 screen = self.tmux.capture(target.pane)
             except TmuxError:
                 continue
+            self.captured[role] = taken
             line, count = limit_shown(screen, target.rules), limits_on_screen(screen, target.rules)
             before, seen = self.shown.get(role, ("", 0))
             if line and (line != before or count > seen):  # a new limit: another text, or one more of the same

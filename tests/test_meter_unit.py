@@ -4,10 +4,12 @@ across a restart), the token budget pausing the relay, and the human letting the
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import msgspec
 
+from bridge import meter as meter_module
 from bridge.effects import Effects
 from bridge.meter import Meter
 from bridge.notify import BUDGET, USAGE_LIMIT, Call
@@ -26,9 +28,17 @@ class Screens:
 
     def __init__(self) -> None:
         self.screens: dict[str, str] = {}
+        self.activity: dict[str, int] = {}  # pane -> its window's last output (wall seconds); none: tmux says ""
+        self.captures: list[str] = []
 
     def capture(self, pane: str, history: int = 0) -> str:
+        self.captures.append(pane)
         return self.screens.get(pane, "")
+
+    def run(self, *args: str) -> list[str]:
+        """Only the meter's activity call: `display-message -p -t PANE FORMAT` for each pane, joined by ';'."""
+        panes = [args[i + 1] for i, a in enumerate(args) if a == "-t"]
+        return [str(self.activity.get(pane, "")) for pane in panes]
 
 
 def setup(tmp_path: Path, max_tokens: int = 0) -> tuple[Referee, Screens, Meter]:
@@ -92,6 +102,29 @@ def test_a_limit_on_the_screen_is_news_once_and_a_new_one_again(tmp_path: Path) 
     fx = carried(referee, restarted.read({}, referee, now=10.0))
     assert [e.source for e in fx.events if isinstance(e, UsageLimit)] == ["screen"]
     assert referee.protocol.paused_by == "usage limit", "the new limit holds the relay again"
+
+
+def test_a_screen_is_captured_again_only_when_its_pane_had_output(tmp_path: Path) -> None:
+    referee, screens, meter = setup(tmp_path)
+    wall = int(time.time())
+    screens.activity = {"%1": wall - 10, "%2": wall - 10}
+    meter.read({}, referee, now=0.0)
+    assert sorted(screens.captures) == ["%1", "%2"], "the first look captures every screen"
+    screens.captures.clear()
+    meter.read({}, referee, now=6.0)
+    assert screens.captures == [], "no output since: nothing captured"
+    screens.screens["%2"] = CLAUDE_429
+    screens.activity["%2"] = int(time.time())  # output in the very second of the last capture counts as new
+    fx = carried(referee, meter.read({}, referee, now=12.0))
+    assert screens.captures == ["%2"]
+    assert [(e.role, e.source) for e in fx.events if isinstance(e, UsageLimit)] == [("reviewer", "screen")]
+    screens.captures.clear()
+    meter.read({}, referee, now=12.0 + meter_module.RECAPTURE_SECONDS)
+    assert sorted(screens.captures) == ["%1", "%2"], "captured again after a while whatever tmux says"
+    screens.captures.clear()
+    screens.activity.clear()  # tmux cannot say (no number): every screen is captured
+    meter.read({}, referee, now=18.0 + meter_module.RECAPTURE_SECONDS)
+    assert sorted(screens.captures) == ["%1", "%2"]
 
 
 def test_the_budget_pauses_once_and_the_human_allows_as_much_again(tmp_path: Path) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import html
 import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
 import pytest
 
+from bridge.book import Book
 from bridge.git import git_out
 from bridge.protocol.checkpoint import snapshot
 from bridge.rundir.cast import Cast, CastEvent, CastWriter, Header, cast_path, parse_cast
@@ -23,6 +25,8 @@ from bridge.rundir.events import (
     Received,
     Round,
     RunState,
+    TokenUsage,
+    UsageLimit,
     Verdict,
     VerifyFinished,
     VerifyStarted,
@@ -250,6 +254,36 @@ def test_the_summarizer_writes_the_report_and_the_notes_say_where(run: Run) -> N
     proof = notes.split("## Proof of work\n", 1)[1]
     assert f"`pairloop report --run {run.id} --open`" in proof
     assert f"`pairloop replay --run {run.id} --role worker`" in proof and "Both panes were recorded" in proof
+
+
+def test_the_numbers_show_the_tokens_and_usage_limits_escaped(run: Run) -> None:
+    with Ledger(ledger_path(run.dir)) as ledger:
+        ledger.append_all([TokenUsage(role="worker", input=1200, cached=200, output=300),
+                           TokenUsage(role="reviewer", input=400, output=100),
+                           UsageLimit(role="reviewer", reason=f"limit {SCRIPT}", source="screen")])
+    page = write_report(run).read_text(encoding="utf-8")
+    numbers = page.split('<div class="numbers">', 1)[1].split("</div></div></div>", 1)[0]
+    assert '<div class="n">2,000</div>' in numbers and "worker 1,500 · reviewer 500" in numbers
+    assert '<div class="n">1</div><div class="l">usage limits (last: the reviewer, limit ' \
+        f"{html.escape(SCRIPT, quote=True)})" in numbers
+    assert SCRIPT not in page
+
+
+def test_a_run_without_spending_shows_no_token_numbers(run: Run) -> None:
+    assert "tokens (" not in write_report(run).read_text(encoding="utf-8")
+
+
+def test_the_summarizer_hands_the_report_the_digests_folded_ledger(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    folds = []
+    real = Book.apply_all
+
+    def counted(self: Book, evs: Iterable[AnyEvent]) -> Book:
+        folds.append(1)
+        return real(self, evs)
+
+    monkeypatch.setattr(Book, "apply_all", counted)
+    assert summarize(run).report_path is not None
+    assert folds == [1]  # the digest's fold, not one more for the report
 
 
 def test_a_torn_recording_still_gives_its_screens(run: Run) -> None:

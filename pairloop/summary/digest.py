@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge import (
+    AGENT_ROLES,
     DISPUTED,
     FIXED,
     OPEN,
@@ -23,6 +24,8 @@ from bridge import (
     Relay,
     Round,
     RunState,
+    VerifyFinished,
+    cast_path,
     events_of,
     git,
     is_agent,
@@ -101,6 +104,12 @@ def _fixing_commits(repo: Path, protocol: Protocol, base: str, round_: int) -> l
 
 def build(run: Run, events: Iterable[AnyEvent] | None = None) -> dict[str, Any]:
     """Every fact the summary may state, with its source: a message (#seq), a ledger event, or a commit."""
+    return folded(run, events)[0]
+
+
+def folded(run: Run, events: Iterable[AnyEvent] | None = None) -> tuple[dict[str, Any], Book]:
+    """The digest, and the ledger's messages as folded for it: the run report draws on both, so it does not fold
+    the ledger a second time."""
     evs = list(events) if events is not None else events_of(run.ledger_path)
     book = Book().apply_all(evs)
     seq_of = {e.message.id: e.seq for e in book.entries.values()}
@@ -123,7 +132,7 @@ def build(run: Run, events: Iterable[AnyEvent] | None = None) -> dict[str, Any]:
             for f in protocol.open_findings():
                 settled_by[f.id] = {"by": e.by, "seq": seq_of.get(e.id)}
         protocol.apply(e)
-    repo = Path(run.manifest.repo)
+    repo = Path(run.manifest.work_tree)
     base = run.manifest.base_commit or ""
     head_lines = _git_lines(repo, "rev-parse", "HEAD")
     head = head_lines[0] if head_lines else ""
@@ -193,6 +202,13 @@ def build(run: Run, events: Iterable[AnyEvent] | None = None) -> dict[str, Any]:
         elif isinstance(e, RunState) and e.state == "stopped" and not agreed:
             human.append({"seq": None, "kind": "stopped the run", "to": [], "text": ""})
 
+    # What the bridge itself ran on the checkpoints (the verification gate): facts, apart from what the agents said.
+    checks = [{"round": e.round, "checkpoint": e.ref, "commit": e.commit[:10], "command": e.command,
+               "result": e.result, "exit_status": e.exit_status, "duration": round(e.duration, 1), "log": e.log}
+              for e in evs if isinstance(e, VerifyFinished)]
+    for o in protocol.gates.overrules:
+        human.append({"seq": None, "kind": "overruled the done gate", "to": [],
+                      "text": f"the gate said: {o.blocker}" + (f" — {o.note}" if o.note else "")})
     verification = []
     for entry in book.entries.values():
         if is_agent(entry.message.sender):
@@ -205,15 +221,18 @@ def build(run: Run, events: Iterable[AnyEvent] | None = None) -> dict[str, Any]:
         plan_text = "\n".join(plan_lines)
 
     end = last_ref or head
-    return {
+    facts: dict[str, Any] = {
         "run": run.id, "task": run.manifest.task.strip(),
         "state": "agreed" if agreed else book.run_state,
         "base": base, "head": head, "end": end, "phase_plan": run.manifest.protocol.plan,
         "plan_text": plan_text,
-        "rounds": rounds, "findings": findings, "human": human, "verification": verification,
+        "rounds": rounds, "findings": findings, "human": human, "verification": verification, "checks": checks,
         "commits": _commits(repo, base, head), "diff": _diffstat(repo, base, end),
         "open": [f["id"] for f in findings
                  if f["status"] in (OPEN, DISPUTED) or (f["status"] == FIXED and not f["fix_reviewed"])],
         "governor": protocol.summary()["governor"], "paused": protocol.paused, "paused_by": protocol.paused_by,
         "messages": len(book.order),
+        "recordings": [role for role in AGENT_ROLES if cast_path(run.dir, role).exists()],  # <role>.cast files
+        **protocol.spend.summary(protocol.limits.max_tokens),  # tokens per agent, from their own records; limits
     }
+    return facts, book

@@ -104,6 +104,17 @@ def _tag(event: AnyEvent) -> str:
     return str(type(event).__struct_config__.tag)
 
 
+_VERIFYING: dict[type, bool] = {}  # event type -> whether it is the verifier's (asked once per type, not per event)
+
+
+def _is_verification(event: AnyEvent) -> bool:
+    kind = type(event)
+    found = _VERIFYING.get(kind)
+    if found is None:
+        found = _VERIFYING[kind] = _tag(event).startswith("verif")
+    return found
+
+
 _VERIFY_FIELDS = {
     "command": ("command", "cmd"), "round": ("round",), "ref": ("checkpoint", "ref"),
     "outcome": ("outcome", "result", "state", "status"), "exit": ("exit", "exit_code", "returncode", "exit_status"),
@@ -145,7 +156,7 @@ def verifications(evs: Sequence[AnyEvent]) -> list[dict[str, Any]]:
     only when nothing finished after it)."""
     found: dict[tuple[Any, Any], dict[str, Any]] = {}
     for e in evs:
-        if _tag(e).startswith("verif"):
+        if _is_verification(e):
             v = verification_of(as_dict(e))
             key = (v.get("round"), v.get("command"))
             if str(v.get("outcome", "")).lower() in _UNFINISHED and key in found:
@@ -285,10 +296,13 @@ def _screens(run: Run, rounds: list[RoundFacts], recordings: dict[str, str],
 # ---- the report ------------------------------------------------------------------------------------------------
 
 
-def gather(run: Run, evs: Sequence[AnyEvent] | None = None, facts: dict[str, Any] | None = None) -> ReportFacts:
+def gather(run: Run, evs: Sequence[AnyEvent] | None = None, facts: dict[str, Any] | None = None,
+           book: Book | None = None) -> ReportFacts:
+    """``book``: the ledger's messages as the digest folded them (given with ``facts``), else folded here."""
     events = list(evs) if evs is not None else events_of(run.ledger_path)
-    digest = facts if facts is not None else digests.build(run, events)
-    book = Book().apply_all(events)
+    if facts is None or book is None:
+        facts, book = digests.folded(run, events)
+    digest = facts
     received_at = {e.id: e.ts for e in events if isinstance(e, Received)}
     repo = Path(run.manifest.work_tree)  # a worktree shares its repository's refs
     rounds = _rounds(events, repo, run.manifest.base_commit or "")
@@ -302,11 +316,13 @@ def gather(run: Run, evs: Sequence[AnyEvent] | None = None, facts: dict[str, Any
         recordings=recordings, final=final, started=min(stamps, default=0.0), ended=max(stamps, default=0.0))
 
 
-def write_report(run: Run, evs: Sequence[AnyEvent] | None = None, facts: dict[str, Any] | None = None) -> Path:
-    """Write report.html (atomically) and return its path. ``evs`` and ``facts``: the ledger's events and the
-    digest when the caller has them already (the summarizer), so the ledger is read once."""
+def write_report(run: Run, evs: Sequence[AnyEvent] | None = None, facts: dict[str, Any] | None = None,
+                 book: Book | None = None) -> Path:
+    """Write report.html (atomically) and return its path. ``evs``, ``facts`` and ``book``: the ledger's events,
+    the digest and its folded messages when the caller has them already (the summarizer), so the ledger is read
+    and folded once."""
     path = report_path(run)
-    write_atomic(path, render(gather(run, evs, facts)).encode("utf-8"))
+    write_atomic(path, render(gather(run, evs, facts, book)).encode("utf-8"))
     return path
 
 

@@ -131,9 +131,27 @@ def _numbers(facts: ReportFacts) -> str:
     if verified:
         passed = sum(1 for v in verified if str(v["outcome"]).lower() in ("pass", "passed", "ok", "success"))
         items.append(("verification", f"{passed}/{len(verified)} passed"))
+    items += _spending(d)
     return '<div class="numbers">' + "".join(
         f'<div class="num"><div class="n">{esc(value)}</div><div class="l">{esc(label)}</div></div>'
         for label, value in items) + "</div>"
+
+
+def _spending(d: dict[str, Any]) -> list[tuple[str, str]]:
+    """Tokens from the agents' own records (the run, each agent, the budget) and the usage limits they hit, as
+    the digest has them; nothing when the agents reported none."""
+    tokens = d.get("tokens") or {}
+    roles: dict[str, Any] = tokens.get("roles") or {}
+    items = []
+    if roles:
+        each = " · ".join(f"{role} {t['total']:,}" for role, t in roles.items())
+        budget = f" · budget {tokens['max_tokens']:,}" if tokens.get("max_tokens") else ""
+        items.append((f"tokens ({each}{budget})", f"{tokens['total']['total']:,}"))
+    limits = d.get("usage_limits") or []
+    if limits:
+        last = limits[-1]
+        items.append((f"usage limits (last: the {last['role']}, {last['reason']})", str(len(limits))))
+    return items
 
 
 def _last_verdict(r: dict[str, Any]) -> str:
