@@ -23,18 +23,27 @@ if TYPE_CHECKING:
     from bridge.childenv import RUN_VARS, TMUX_VARS, child_env
     from bridge.deadline import poll
     from bridge.git import git_out
+    from bridge.guard import config_fingerprint
+    from bridge.keeper import keeper_argv
+    from bridge.keeper import pane_hook as keeper_pane_hook
+    from bridge.notify import Call
     from bridge.panes.delivery import read_target
     from bridge.panes.envelope import ATTACHMENTS, Parsed, ids_in
     from bridge.panes.envelope import parse as parse_envelope
-    from bridge.panes.problem import published_problem
+    from bridge.panes.problem import published_bridge_down, published_problem
     from bridge.panes.sanitize import inert
     from bridge.panes.screen import EXITED, STARTING, ScreenRules
-    from bridge.panes.tmux import Tmux, TmuxError, TmuxMissing
+    from bridge.panes.tmux import Tmux, TmuxError, TmuxMissing, TmuxStuck
     from bridge.protocol.checkpoint import changes_between, snapshot
     from bridge.protocol.referee import AGREEMENT_LOG, AGREEMENT_PID, Topic
     from bridge.protocol.state import DISPUTED, FIXED, OPEN, RESOLVED, Protocol, parse_findings
+    from bridge.recording.marks import round_label
+    from bridge.recording.pipes import record_panes
+    from bridge.rolecard import RECAP_TOPIC, RESUMED_TOPIC
     from bridge.roles import AGENT_ROLES, HUMAN, RECIPIENTS, REVIEWER, SENDERS, WORKER, is_agent, partner_of
     from bridge.rundir.agent_events import EVENTS, AgentEvent, InvalidAgentEvent, events_dir, write_agent_event
+    from bridge.rundir.cast import Cast, CastEvent, InvalidCast, cast_offset, cast_path, encode_event, read_cast
+    from bridge.rundir.cast import Header as CastHeader
     from bridge.rundir.control import request as request_control
     from bridge.rundir.events import (
         AgentState,
@@ -55,12 +64,15 @@ if TYPE_CHECKING:
         ProtocolStarted,
         Queued,
         Received,
+        Recording,
         Rejected,
         Relay,
         Round,
         RunState,
         Suppressed,
         Verdict,
+        VerifyFinished,
+        VerifyStarted,
         as_dict,
     )
     from bridge.rundir.files import private_dir, write_atomic
@@ -72,6 +84,8 @@ if TYPE_CHECKING:
         InvalidManifest,
         Manifest,
         ProtocolSettings,
+        RecordingSettings,
+        RecordsRoot,
         RoleSpec,
         TmuxPlace,
         mailbox_of,
@@ -84,6 +98,8 @@ if TYPE_CHECKING:
         write_manifest,
     )
     from bridge.rundir.message import MalformedMessage, Message, new_message_id, outbox_dir, post, read_message_file
+    from bridge.usage import CLAUDE as CLAUDE_TRANSCRIPT
+    from bridge.usage import CODEX as CODEX_ROLLOUT
 
 # run directory files: run.json, and the atomic write every file of the run goes through
 __all__ = ["Answer", "InvalidManifest", "Limits", "Manifest", "ProtocolSettings", "RoleSpec", "TmuxPlace",
@@ -103,22 +119,47 @@ __all__ += ["AgentState", "Answered", "AnyEvent", "BridgeState", "Damaged", "Del
             "Suppressed", "Verdict", "as_dict", "ledger_path"]
 # what the agents report through their hooks (events/<role>/), and what a notice is about
 __all__ += ["AgentEvent", "InvalidAgentEvent", "Topic", "write_agent_event"]
+# what the bridge tells an agent started again by `pairloop resume` (bridge/rolecard.py)
+__all__ += ["RECAP_TOPIC", "RESUMED_TOPIC"]
 # where the run directory and its mailbox keep things
 __all__ += ["AGREEMENT_LOG", "AGREEMENT_PID", "ATTACHMENTS", "EVENTS", "events_dir", "mailbox_of", "manifest_path",
             "outbox_dir", "private_dir", "request_control"]
+# recordings of the agent panes (<role>.cast, asciicast v2): kept going, read, and their markers
+__all__ += ["Cast", "CastEvent", "CastHeader", "InvalidCast", "Recording", "RecordingSettings", "cast_offset",
+            "cast_path", "encode_event", "read_cast", "record_panes", "round_label"]
 # tmux: the server pairloop works on, and its errors
-__all__ += ["Tmux", "TmuxError", "TmuxMissing"]
+__all__ += ["Tmux", "TmuxError", "TmuxMissing", "TmuxStuck"]
 # what the bridge says is wrong now (a full disk), kept on its tmux session
 __all__ += ["published_problem"]
+# the bridge pane: the keeper that runs the bridge and starts it again, and what it says when it cannot
+__all__ += ["keeper_argv", "keeper_pane_hook", "published_bridge_down"]
 # screen: what an agent's pane shows
 __all__ += ["EXITED", "STARTING", "ScreenRules", "inert", "read_target"]
 # protocol: rounds, verdicts and findings, and the checkpoints they are about
 __all__ += ["DISPUTED", "FIXED", "OPEN", "RESOLVED", "Protocol", "changes_between", "parse_findings", "snapshot"]
+# the verification gate: what the configuration said at start of what the bridge runs (see bridge.guard)
+__all__ += ["VerifyFinished", "VerifyStarted", "config_fingerprint"]
+# what the agents spend: the shapes of their own records (bridge/usage.py); a call to the human (bridge/notify.py)
+__all__ += ["CLAUDE_TRANSCRIPT", "CODEX_ROLLOUT", "Call"]
+# where an agent's records may be, recorded per role at start (bridge/usage.py reads nothing else)
+__all__ += ["RecordsRoot"]
 # processes: running git, a child's environment, waiting with a deadline
 __all__ += ["RUN_VARS", "TMUX_VARS", "child_env", "git", "git_out", "poll"]
 
 # Where each name lives: (module, its name there).
 _HOME: dict[str, tuple[str, str]] = {
+    "Cast": ("bridge.rundir.cast", "Cast"),
+    "CastEvent": ("bridge.rundir.cast", "CastEvent"),
+    "CastHeader": ("bridge.rundir.cast", "Header"),
+    "InvalidCast": ("bridge.rundir.cast", "InvalidCast"),
+    "cast_offset": ("bridge.rundir.cast", "cast_offset"),
+    "cast_path": ("bridge.rundir.cast", "cast_path"),
+    "encode_event": ("bridge.rundir.cast", "encode_event"),
+    "read_cast": ("bridge.rundir.cast", "read_cast"),
+    "Recording": ("bridge.rundir.events", "Recording"),
+    "RecordingSettings": ("bridge.rundir.manifest", "RecordingSettings"),
+    "record_panes": ("bridge.recording.pipes", "record_panes"),
+    "round_label": ("bridge.recording.marks", "round_label"),
     "AGREEMENT_LOG": ("bridge.protocol.referee", "AGREEMENT_LOG"),
     "AGREEMENT_PID": ("bridge.protocol.referee", "AGREEMENT_PID"),
     "EVENTS": ("bridge.rundir.agent_events", "EVENTS"),
@@ -144,6 +185,8 @@ _HOME: dict[str, tuple[str, str]] = {
     "InvalidAgentEvent": ("bridge.rundir.agent_events", "InvalidAgentEvent"),
     "write_agent_event": ("bridge.rundir.agent_events", "write_agent_event"),
     "Topic": ("bridge.protocol.referee", "Topic"),
+    "RECAP_TOPIC": ("bridge.rolecard", "RECAP_TOPIC"),
+    "RESUMED_TOPIC": ("bridge.rolecard", "RESUMED_TOPIC"),
     "AnyEvent": ("bridge.rundir.events", "AnyEvent"),
     "Event": ("bridge.rundir.events", "Event"),
     "InvalidEvent": ("bridge.rundir.events", "InvalidEvent"),
@@ -190,6 +233,9 @@ _HOME: dict[str, tuple[str, str]] = {
     "MalformedMessage": ("bridge.rundir.message", "MalformedMessage"),
     "read_message_file": ("bridge.rundir.message", "read_message_file"),
     "published_problem": ("bridge.panes.problem", "published_problem"),
+    "published_bridge_down": ("bridge.panes.problem", "published_bridge_down"),
+    "keeper_argv": ("bridge.keeper", "keeper_argv"),
+    "keeper_pane_hook": ("bridge.keeper", "pane_hook"),
     "Parsed": ("bridge.panes.envelope", "Parsed"),
     "ids_in": ("bridge.panes.envelope", "ids_in"),
     "parse_envelope": ("bridge.panes.envelope", "parse"),
@@ -206,6 +252,7 @@ _HOME: dict[str, tuple[str, str]] = {
     "Tmux": ("bridge.panes.tmux", "Tmux"),
     "TmuxError": ("bridge.panes.tmux", "TmuxError"),
     "TmuxMissing": ("bridge.panes.tmux", "TmuxMissing"),
+    "TmuxStuck": ("bridge.panes.tmux", "TmuxStuck"),
     "EXITED": ("bridge.panes.screen", "EXITED"),
     "STARTING": ("bridge.panes.screen", "STARTING"),
     "ScreenRules": ("bridge.panes.screen", "ScreenRules"),
@@ -219,10 +266,17 @@ _HOME: dict[str, tuple[str, str]] = {
     "changes_between": ("bridge.protocol.checkpoint", "changes_between"),
     "snapshot": ("bridge.protocol.checkpoint", "snapshot"),
     "git_out": ("bridge.git", "git_out"),
+    "config_fingerprint": ("bridge.guard", "config_fingerprint"),
+    "VerifyStarted": ("bridge.rundir.events", "VerifyStarted"),
+    "VerifyFinished": ("bridge.rundir.events", "VerifyFinished"),
     "child_env": ("bridge.childenv", "child_env"),
     "RUN_VARS": ("bridge.childenv", "RUN_VARS"),
     "TMUX_VARS": ("bridge.childenv", "TMUX_VARS"),
     "poll": ("bridge.deadline", "poll"),
+    "CLAUDE_TRANSCRIPT": ("bridge.usage", "CLAUDE"),
+    "CODEX_ROLLOUT": ("bridge.usage", "CODEX"),
+    "RecordsRoot": ("bridge.rundir.manifest", "RecordsRoot"),
+    "Call": ("bridge.notify", "Call"),
 }
 
 

@@ -64,7 +64,7 @@ class Courier:
     def listen(self) -> Effects:
         """Hook events: receipts settle deliveries; the rest (a human typing in a pane, a permission prompt) is
         returned for the relay to carry out, with whatever was heard while waiting for a receipt."""
-        heard = self.intake.agent_events(self.referee)
+        heard = self.intake.agent_events(self.referee, self.desk.book)
         for role, kind in heard.kinds:
             self.lookout.heard(role, kind)
             self.look_soon((role,))
@@ -91,7 +91,10 @@ class Courier:
 
     def situation(self, role: str, now: float) -> Situation:
         book = self.desk.book
-        owed = tuple(Owed(e.message.id, e.deliveries.get(role) == DELIVERING, e.reasons.get(role, ""))
+        protocol = self.referee.protocol
+        verified = protocol.verify_rounds(bool(self.referee.verify)) if role == "reviewer" else set()
+        owed = tuple(Owed(e.message.id, e.deliveries.get(role) == DELIVERING, e.reasons.get(role, ""),
+                          protocol.gates.gate(e.message.id, verified) if verified else "")
                      for e in book.pending(role))
         recorded = book.pastes.get(role)
         paste = Paste(recorded.ids, recorded.paste_first_line, recorded.paste_lines) if recorded else None

@@ -7,6 +7,7 @@ import contextlib
 import time
 
 from bridge.book import DELIVERED, DELIVERING, FAILED, QUEUED, SUPPRESSED, Book, Entry
+from bridge.notify import Call, Notifier, call_of
 from bridge.panes.tmux import Tmux, TmuxError
 from bridge.record import Record
 from bridge.report import Reporter, describe
@@ -23,6 +24,7 @@ class Desk:
         self.trouble = Trouble()  # writes the disk refuses (a full disk): see bridge.trouble
         self.failures: list[str] = []  # what could not be written during this pass
         self.wrote = False  # whether this pass made a record durable (a sign that space is back)
+        self.notifier: Notifier | None = None  # desktop, terminal and the run's notify command
 
     def open(self, record: Record) -> None:
         self._record = record
@@ -80,9 +82,13 @@ class Desk:
             for entry in entries if len(entries) <= 5 else [entries[0], entries[-1]]:
                 self.report.line(f"{describe(entry, role)} {words[state]}{batch}")
 
-    def alert(self, text: str) -> None:
-        """Get the human's attention: a line here, a bell (tmux passes it to the terminal), a tmux message."""
-        self.report.line(text)
+    def alert(self, alert: str | Call) -> None:
+        """Get the human's attention: a line here, a bell (tmux passes it to the terminal), a tmux message, and
+        the notifications (bridge.notify)."""
+        call = call_of(alert)
+        self.report.line(call.text)
         self.report.bell()
         with contextlib.suppress(TmuxError):
-            self.tmux.display(f"={self.session}:", text)
+            self.tmux.display(f"={self.session}:", call.text)
+        if self.notifier is not None:
+            self.notifier.send(call, self.record.referee.protocol.round if self._record else 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bridge.notify import Call
 from bridge.rundir.events import AnyEvent
 
 
@@ -24,7 +25,7 @@ class Effects:
     events: list[AnyEvent] = field(default_factory=list)
     posts: list[Post] = field(default_factory=list)
     says: list[str] = field(default_factory=list)
-    alerts: list[str] = field(default_factory=list)
+    alerts: list[str | Call] = field(default_factory=list)  # a Call says what about (bridge.notify)
     start_summary: bool = False  # the pair agreed: run what the run asked for on agreement
     wake: list[str] = field(default_factory=list)  # roles worth a look now (say, the relay was unpaused)
 

@@ -19,13 +19,16 @@ class GitError(Exception):
 
 
 def git(repo: Path | None, *args: str, env: Mapping[str, str] | None = None, check: bool = False,
-        timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        timeout: float | None = None, input: str | None = None,
+        errors: str | None = None) -> subprocess.CompletedProcess[str]:
     """``git -C repo ARGS`` (in the current directory when ``repo`` is None). ``check`` raises GitError on a
     non-zero exit. A missing git raises FileNotFoundError and a timeout subprocess.TimeoutExpired, as
-    subprocess does."""
+    subprocess does. ``input`` is git's stdin (none otherwise); ``errors="replace"`` for output that may not be
+    UTF-8 (the content of diffs)."""
     where = ["-C", str(repo)] if repo is not None else []
     proc = subprocess.run(["git", *where, *args], capture_output=True, text=True, check=False,
-                          env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL, timeout=timeout)
+                          env=dict(env) if env is not None else None, timeout=timeout, errors=errors,
+                          **({"input": input} if input is not None else {"stdin": subprocess.DEVNULL}))
     if check and proc.returncode != 0:
         raise GitError(args, proc.returncode, proc.stderr)
     return proc

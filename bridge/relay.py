@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -19,13 +20,18 @@ from bridge.book import SUPPRESSED, Book
 from bridge.courier import Courier
 from bridge.desk import Desk
 from bridge.effects import Effects, Post
+from bridge.guard import Guard, what_runs
 from bridge.inbox.intake import Intake
+from bridge.meter import Meter
+from bridge.notify import Call, Notifier
 from bridge.panes.lookout import Lookout
 from bridge.panes.problem import publish_problem
 from bridge.panes.statusline import status_text
 from bridge.panes.tmux import Tmux, TmuxError, tmux_literal
 from bridge.protocol.referee import Referee
 from bridge.record import Record
+from bridge.recording.pipes import record_panes
+from bridge.replay import collector_paused, fold
 from bridge.report import Reporter, describe
 from bridge.router import (
     HOUSEKEEPING_SECONDS,
@@ -34,12 +40,13 @@ from bridge.rundir import lock
 from bridge.rundir.events import AnyEvent, BridgeState, Received
 from bridge.rundir.ledger import Ledger, LedgerWriteError, ledger_path, read_ledger
 from bridge.rundir.manifest import mailbox_of, read_manifest, targets
+from bridge.verify import Verifier
 
 BridgeBusy = lock.BridgeBusy
 
 
 class Bridge:
-    def __init__(self, run_dir: Path, tmux: Tmux, out: TextIO | None = None) -> None:
+    def __init__(self, run_dir: Path, tmux: Tmux, out: TextIO | None = None, lock_fd: int | None = None) -> None:
         self.run_dir = run_dir
         self.tmux = tmux
         self.manifest = read_manifest(run_dir)
@@ -53,11 +60,20 @@ class Bridge:
         self.desk = Desk(self.report, tmux, self.manifest.tmux.session)
         self.courier = Courier(self.desk, self.manifest, run_dir, self.mailbox, self.targets, self.lookout,
                                self.intake, self.referee)
+        # The verification gate, and the watch on the working tree's copy of what it runs (both from run.json).
+        self.verifier = Verifier(self.manifest, run_dir)
+        self.guard = Guard(Path(self.manifest.work_tree), self.manifest.config_at_start, what_runs(self.manifest)) \
+            if self.manifest.config_at_start else None
+        # What the agents spend and the limits they hit (their own records, their screens); calls that notify.
+        self.meter = Meter(tmux, self.targets, {role: spec.records for role, spec in self.manifest.roles.items()})
+        self.meter.roots = {role: spec.records_roots for role, spec in self.manifest.roles.items()}  # bridge.usage
+        self.desk.notifier = Notifier(self.manifest.id, self.manifest.notify, out if out is not None else sys.stdout)
         self.wake = threading.Event()
         self.stopping = False
-        self._lock_fd: int | None = None
+        self._lock_fd = lock_fd  # taken already by `python -m bridge`, first thing
         self.status_text = ""
         self._published = ""  # the problem the tmux session was last told
+        self._session_seen: float | None = None  # when tmux last said the session exists (see session_alive)
 
     @property
     def record(self) -> Record:
@@ -70,17 +86,17 @@ class Bridge:
     # ---- lifecycle -------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._lock_fd = lock.take(self.run_dir)
+        if self._lock_fd is None:
+            self._lock_fd = lock.take(self.run_dir)
         for problem in self.intake.prepare():
             self.report.line(problem)
         path = ledger_path(self.run_dir)
         ledger = Ledger(path)
         repaired = ledger.repair()
-        replay = read_ledger(path)
-        self.desk.open(Record(ledger, Book(), self.referee))
-        for event in replay.events:
-            self.record.learn(event)
-            self.intake.replayed(event)
+        with collector_paused():  # the history's objects all live on: collecting while they are made is waste
+            replay = read_ledger(path)
+            self.desk.open(Record(ledger, Book(), self.referee))
+            fold(self.record, replay.events, self.intake.replayed)
         if repaired is not None:
             self.report.line(f"ledger: cut off {repaired.cut_bytes} bytes of an unfinished line at offset "
                              f"{repaired.offset} (a write cut short)")
@@ -88,15 +104,20 @@ class Bridge:
             self.report.line(damaged.describe())
         self.add(BridgeState(state="started", pid=os.getpid()))
         self.carry_out(self.referee.begin())
+        if self.manifest.bridge_pane:  # terminal notifications pass through tmux from this pane alone (bridge.notify)
+            with contextlib.suppress(TmuxError):
+                self.tmux.set_pane_option(self.manifest.bridge_pane, "allow-passthrough", "on")
+        self.carry_out(self.verifier.clean_stale(self.referee.protocol))
         queued = sum(self.book.owed(r) for r in self.targets)
         self.report.line(f"bridge started · {len(self.book.order)} messages in the ledger · {queued} to deliver")
 
     def run(self) -> int:
         from bridge.inbox.watcher import start_watching
 
-        self.start()
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # first: a stop asked during start is a stop
             signal.signal(sig, self._on_signal)
+        self.start()
+        self.keep_recording()
         observer, kind = start_watching(self.intake.watched(), self.wake)
         if kind == "polling":
             self.report.line("watching by polling (inotify unavailable)")
@@ -114,6 +135,7 @@ class Bridge:
                     self.tick()
         finally:
             observer.stop()
+            self.verifier.close()
             with contextlib.suppress(LedgerWriteError):
                 self.record.add(BridgeState(state="stopped", pid=os.getpid()), durable=True)
             self.report.line("bridge stopped")
@@ -122,6 +144,12 @@ class Bridge:
             self.record.ledger.close()
             self.report.close()
         return 0
+
+    def keep_recording(self) -> None:
+        """Every live agent pane is recorded: after a restart, a resume, a relaunched agent (bridge.recording)."""
+        opened = record_panes(self.tmux, self.run_dir, self.manifest)
+        if opened:
+            self.report.line(f"recording the {' and '.join(opened)} pane{'s' if len(opened) > 1 else ''}")
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -135,23 +163,54 @@ class Bridge:
             waits.append(self.intake.rescan_at - now)
         if self.desk.trouble.problem:
             waits.append(self.desk.trouble.retry_at - now)
+        verifying = self.verifier.next_wake()
+        if verifying is not None:
+            waits.append(verifying)
+        if self.guard is not None:
+            waits.append(self.guard.next_wake(now))
+        metering = self.meter.due(now)
+        if metering is not None:
+            waits.append(metering - now)
         return max(0.0, min(waits)) if waits else HOUSEKEEPING_SECONDS
 
     def session_alive(self) -> bool:
+        """Asked when the loop times out, at most once per housekeeping period: each ask is a tmux process, and
+        the loop also times out for its periodic looks (the closing session's hangup is what usually stops us)."""
+        now = time.monotonic()
+        if self._session_seen is not None and now - self._session_seen < HOUSEKEEPING_SECONDS:
+            return True
+        self._session_seen = now
         return self.tmux.has_session(self.manifest.tmux.session)
 
     # ---- one pass --------------------------------------------------------------------------------------
 
     def tick(self) -> None:
         self.retry_writes()
-        self.carry_out(self.intake.control(self.referee))
+        self.carry_out(self.intake.control(self.referee, self.book))
         self.ingest()
         self.hear_agents()
+        self.watch_spending()
+        self.check_gates()
         for role in self.targets:
             self.carry_out(self.courier.serve(role))
         self.courier.deliver_to_human()
         self.take_stock()
         self.update_status_line()
+
+    def watch_spending(self) -> None:
+        """Tokens and usage limits from the agents' records and screens; the token budget; notifications that
+        went wrong."""
+        self.carry_out(self.meter.read(self.intake.records, self.referee))
+        self.carry_out(self.meter.judge(self.referee))
+        if self.desk.notifier is not None:
+            for news in self.desk.notifier.news():
+                self.report.line(f"notification: {news}")
+
+    def check_gates(self) -> None:
+        """The verification of a checkpoint goes on (or begins); the working tree's configuration is looked at."""
+        self.carry_out(self.verifier.poll(self.referee.protocol))
+        if self.guard is not None:
+            self.carry_out(self.guard.look(self.referee.protocol.gates.config_changes))
 
     # ---- writes the disk refuses ---------------------------------------------------------------------------
 
@@ -190,8 +249,8 @@ class Bridge:
             self.post(post)
         for text in fx.says:
             self.report.line(text)
-        for text in fx.alerts:
-            self.alert(text)
+        for call in fx.alerts:
+            self.alert(call)
 
     def post(self, post: Post) -> None:
         """A message from the bridge itself, delivered like any other."""
@@ -246,7 +305,7 @@ class Bridge:
                 self.tmux.run("set-option", "-t", session, "status-right-length", "160", ";",
                               "set-option", "-t", session, "status-right", tmux_literal(text))
 
-    def alert(self, text: str) -> None:
+    def alert(self, text: str | Call) -> None:
         self.desk.alert(text)
 
 

@@ -9,10 +9,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from bridge.book import Entry
 from bridge.panes.sanitize import inert
+
+if TYPE_CHECKING:  # the bridge's keeper writes this log too, and imports as little as it can
+    from bridge.book import Entry
 
 BRIDGE_LOG = "bridge.log"
 PENDING_LOG_BYTES = 256 * 1024  # kept waiting while the disk is full; later lines are counted, not kept

@@ -7,7 +7,7 @@ the next pass. Tested without tmux (tests/test_router.py)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bridge.panes.screen import BUSY, DIALOG, DRAFT, EXITED, READY, STARTING, Reading
 
@@ -42,6 +42,7 @@ class Owed:
     id: str
     delivering: bool = False  # a paste of it was made and not yet confirmed
     reason: str = ""  # the reason last recorded for it
+    gate: str = ""  # why it may not go yet whatever the screen says (a review request being verified)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,12 @@ def route(s: Situation) -> Decision:
         reason = f"relay paused: {s.paused}"
         # Unpausing wakes the relay, so there is no need to look before then.
         return Hold(reason, _to_note(s.owed, reason, s.schedule), Schedule(s.now + HOUSEKEEPING_SECONDS, reason))
+    gated = next((i for i, o in enumerate(s.owed) if o.gate and not o.delivering), None)
+    if gated == 0:  # it and what came after it wait, in order; its gate opening wakes the relay
+        reason = s.owed[0].gate
+        return Hold(reason, _to_note(s.owed, reason, s.schedule), Schedule(s.now + HOUSEKEEPING_SECONDS, reason))
+    if gated is not None:  # what came before it goes now
+        s = replace(s, owed=s.owed[:gated])
     if s.reading is None:
         return Look()
     reading = s.reading

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -19,11 +20,14 @@ import click
 
 from bridge import LedgerWriteError, Tmux, TmuxError, TmuxMissing
 from pairloop import __version__
-from pairloop.errors import CannotWrite, MissingTool, PairloopError, describe_os_error
+from pairloop.errors import CannotWrite, MissingTool, PairloopError, UsageProblem, describe_os_error
+from pairloop.listing import listing, ls_lines
+from pairloop.runs import worktree as worktrees
 from pairloop.runs.attach import attach_command, how_to_show, show
 from pairloop.runs.config import default_roles, read_config
 from pairloop.runs.lifecycle import (
     StartOptions,
+    overrule_done,
     relay_note,
     request_control,
     send_message,
@@ -32,7 +36,9 @@ from pairloop.runs.lifecycle import (
     tmux_for,
     wait_until_running,
 )
-from pairloop.runs.store import find_run, list_runs, repo_root
+from pairloop.runs.store import all_runs, choose_run, find_run, list_runs, repo_root
+from pairloop.runs.suggest import hint as verify_hint
+from pairloop.runs.suggest import verify_line
 from pairloop.verbs import TO_CHOICES, VERBS, body_of, recipients, run_env, sender_from
 from pairloop.views import log_output, run_status, status_lines
 
@@ -141,23 +147,52 @@ def cli() -> None:
 @click.option("--attach/--no-attach", default=True,
               help="Attach to the session (default), or return once both agents are running.")
 @click.option("--socket", envvar="PAIRLOOP_TMUX_SOCKET", help="Use a private tmux server with this socket name.")
+@click.option("--worktree/--no-worktree", default=None,
+              help="Work in a new git worktree on a new branch from HEAD, leaving your checkout alone "
+                   "[default: `worktree` in the configuration, else off].")
+@click.option("--branch", metavar="NAME",
+              help="The new branch's name (implies --worktree)  [default: pairloop/<run id>]")
+@click.option("--verify", "verify_cmd", metavar="CMD",
+              help="A command (run by the shell) the bridge runs on every review checkpoint, in a clean worktree "
+                   "of it; `done` needs the approved one to pass  [default: `verify` in the configuration].")
+@click.option("--verify-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Kill the verify command after this long  [default: `verify_timeout`, else 600].")
+@click.option("--max-tokens", type=click.IntRange(min=0), metavar="N",
+              help="Pause the relay and call you when both agents together have used more than N tokens (0: no "
+                   "budget)  [default: `max_tokens` in the configuration, else none].")
+@click.option("--notify", "notify_cmd", metavar="CMD",
+              help="A command (split like a shell would) given one JSON object on stdin per call to you  "
+                   "[default: `notify` in the configuration].")
 def start(task: str, worker: str | None, reviewer: str | None, worker_model: str | None,
           reviewer_model: str | None, worker_arg: tuple[str, ...], reviewer_arg: tuple[str, ...], trust: bool,
           yolo: bool, plan: bool | None, mirror: bool, max_rounds: int, max_messages: int, attach: bool,
-          socket: str | None) -> None:
+          socket: str | None, worktree: bool | None, branch: str | None, verify_cmd: str | None,
+          verify_timeout: float | None, max_tokens: int | None, notify_cmd: str | None) -> None:
     """Start a pair session on TASK in the current repository: by default claude works and codex reviews."""
     repo = here()
-    default_worker, default_reviewer = default_roles(read_config(repo))
+    config = read_config(repo)
+    default_worker, default_reviewer = default_roles(config)
+    if worktree is False and branch:
+        raise UsageProblem("--branch names the new worktree's branch: it cannot go with --no-worktree")
+    in_worktree = bool(branch) or (worktrees.wants_worktree(config) if worktree is None else worktree)
     options = StartOptions(
         worker=worker or default_worker, reviewer=reviewer or default_reviewer,
         models={r: m for r, m in (("worker", worker_model), ("reviewer", reviewer_model)) if m},
         extra_args={"worker": worker_arg, "reviewer": reviewer_arg}, yolo=yolo, trust=trust,
         plan=len(task.strip().splitlines()) > 1 if plan is None else plan, mirror=mirror,
-        max_rounds=max_rounds, max_messages=max_messages)
+        max_rounds=max_rounds, max_messages=max_messages, worktree=in_worktree, branch=branch,
+        verify=verify_cmd, verify_timeout=verify_timeout, max_tokens=max_tokens,
+        notify=tuple(shlex.split(notify_cmd)) if notify_cmd is not None else None)
     tmux = Tmux(socket_name=socket or None)
     run = start_run(tmux, repo, task, options)
     states = wait_until_running(tmux, run)
     click.echo(f"run {run.id}  session {run.session}")
+    if run.manifest.workdir:
+        click.echo(f"worktree {run.manifest.workdir}  branch {run.manifest.branch}")
+        if worktrees.uncommitted(repo):
+            click.echo("your uncommitted changes stay in your checkout: the worktree starts from HEAD", err=True)
+    click.echo(f"verify: {verify_line(run.manifest.verify, run.manifest.verify_timeout)}" if run.manifest.verify
+               else verify_hint(repo))
     for role, state in states.items():
         if state == "dialog":
             click.echo(f"the {role} shows a dialog: answer it in its pane (or start with --trust for folder trust)")
@@ -174,8 +209,11 @@ def _post(verb_name: str, text: str, to: str | None, run_id: str | None, *, fixe
     sender = sender_from(os.environ)
     to_roles = recipients(verb, sender, to)
     body = body_of(text, sys.stdin.read)
-    run = find_run(here(), run_id, run_env(sender, os.environ))
+    chosen = choose_run(here(), run_id, run_env(sender, os.environ))
+    run = chosen.run
     click.echo(send_message(run, sender, to_roles, body, verb.kind, fixed, disputed).id)
+    if chosen.note:
+        click.echo(f"sent {chosen.note}", err=True)
     note = relay_note(run, "the message waits in the outbox")
     if note:
         click.echo(note, err=True)
@@ -224,11 +262,26 @@ def changes(text: str, run_id: str | None) -> None:
 
 @cli.command(cls=TextCommand)
 @click.argument("note", required=False, default=VERBS["done"].default_text)
+@click.option("--force", is_flag=True,
+              help="The human only, from your own shell: accept the work as it is, overruling the done gate "
+                   "(recorded in the ledger as an overrule).")
 @run_option
-def done(note: str, run_id: str | None) -> None:
+def done(note: str, force: bool, run_id: str | None) -> None:
     """Worker: claim the task is finished. The run completes only when the latest verdict approves the
-    current state; otherwise the bridge tells the worker why not."""
-    _post("done", note, None, run_id)
+    current state (and, with a verify command, its verification passed); otherwise the bridge tells the worker
+    why not. The human overrules that with --force."""
+    if not force:
+        _post("done", note, None, run_id)
+        return
+    sender = sender_from(os.environ)
+    if sender != "human":
+        raise UsageProblem("only the human overrules the done gate (`pairloop done --force`, from your own shell)")
+    run = choose_run(here(), run_id, run_env(sender, os.environ)).run
+    overrule_done(run, "" if note == VERBS["done"].default_text else note)
+    click.echo(f"done requested over the gate for run {run.id} (recorded as the human's overrule)")
+    note_down = relay_note(run, "the request waits")
+    if note_down:
+        click.echo(note_down, err=True)
 
 
 @cli.command()
@@ -246,8 +299,11 @@ def unpause(run_id: str | None) -> None:
 
 
 def _control(run_id: str | None, action: Literal["pause", "unpause"]) -> None:
-    run = find_run(here(), run_id, run_env(sender_from(os.environ), os.environ))
+    chosen = choose_run(here(), run_id, run_env(sender_from(os.environ), os.environ))
+    run = chosen.run
     request_control(run, action)
+    if chosen.note:
+        click.echo(f"sent {chosen.note}", err=True)
     click.echo(f"{action} requested for run {run.id}")
     note = relay_note(run, "the request waits")
     if note:
@@ -288,13 +344,106 @@ def log(run_id: str | None, follow: bool, as_json: bool) -> None:
 
 @cli.command()
 @run_option
-def stop(run_id: str | None) -> None:
+@click.option("--remove-worktree", is_flag=True,
+              help="Then remove the run's worktree and its branch (refused if that would lose work).")
+@click.option("--keep-branch", is_flag=True, help="With --remove-worktree: remove the worktree, keep the branch.")
+@click.option("--force", is_flag=True, help="With --remove-worktree: remove even what would lose work.")
+def stop(run_id: str | None, remove_worktree: bool, keep_branch: bool, force: bool) -> None:
     """Close a run's tmux session, let its bridge exit, and mark it stopped."""
-    run = find_run(here(), run_id, active=run_id is None)
+    chosen = choose_run(here(), run_id, active=run_id is None)
+    run = chosen.run
+    if chosen.note:
+        click.echo(f"stopping {chosen.note}", err=True)
     if stop_run(tmux_for(run), run):
         click.echo(f"stopped run {run.id}")
     else:
         click.echo(f"run {run.id} is already stopped")
+    if remove_worktree:
+        removal = worktrees.removal_of(run)
+        if removal is None:
+            click.echo(f"run {run.id} has no worktree to remove")
+            return
+        click.echo(f"removed {', '.join(worktrees.remove(removal, force=force, keep_branch=keep_branch))}")
+
+
+@cli.command(name="ls")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document with every run.")
+@click.option("--all", "show_all", is_flag=True, help="Include stopped runs.")
+def ls_(as_json: bool, show_all: bool) -> None:
+    """Every live run on this machine, whatever its repository: repo, branch, agents and their states, round,
+    and whether it needs you. A run directory that cannot be read is listed as damaged."""
+    records = listing(show_all)
+    if as_json:
+        click.echo(json.dumps({"runs": records}, indent=2))
+    elif not records:
+        click.echo("no active runs" + ("" if show_all else " (--all shows stopped ones)"))
+    else:
+        click.echo("\n".join(ls_lines(records)))
+
+
+@cli.command()
+@click.option("--all", "every_repo", is_flag=True, help="Every repository's finished runs, not only this one's.")
+@click.option("--keep-branch", is_flag=True, help="Remove the worktrees, keep their branches.")
+@click.option("--force", is_flag=True, help="Remove even worktrees and branches whose work exists nowhere else.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+def clean(every_repo: bool, keep_branch: bool, force: bool, dry_run: bool) -> None:
+    """Remove the worktrees, and their branches, of this repository's stopped runs; lists what it removes. A
+    branch with commits that exist nowhere else, or a worktree with uncommitted changes, is left (saying which)
+    unless --force."""
+    done = worktrees.clean(all_runs() if every_repo else list_runs(here()), force=force, keep_branch=keep_branch,
+                      dry_run=dry_run)
+    for line in done.removed:
+        click.echo(line)
+    for line in done.skipped:
+        click.echo(line, err=True)
+    if not (done.removed or done.refused or done.skipped):
+        click.echo("no finished run's worktree to remove")
+    if done.refused:
+        raise PairloopError("\n".join(done.refused))
+
+
+@cli.command(name="resume")
+@click.argument("run_id", metavar="[RUN]", required=False, envvar="PAIRLOOP_RUN")
+@click.option("--attach/--no-attach", default=True,
+              help="Attach to the session afterwards (default), or only report what was brought back.")
+def resume_command(run_id: str | None, attach: bool) -> None:
+    """Bring back whatever of a run is down, and only that: the whole session (after a reboot, a logout, a
+    `pairloop stop`), an agent that exited, or the bridge. Each agent resumes its own conversation; one that
+    cannot is started afresh with a recap of the run, and that is said. RUN defaults to this repository's newest."""
+    from pairloop.runs.resume import check_place, find_to_resume, resume_run, wait_until_ready
+
+    run = find_to_resume(here(), run_id, dict(os.environ))
+    check_place(run.manifest)
+    tmux = tmux_for(run)
+    done = resume_run(tmux, run, dict(os.environ))
+    for line in done.lines():
+        click.echo(line)
+    if not done.nothing_to_do:
+        wait_until_ready(tmux, done.run)
+    _show(tmux, done.run.socket_path, done.run.session, attach)
+
+
+@cli.command(name="attach")
+@click.argument("run_id", metavar="[RUN]", required=False, envvar="PAIRLOOP_RUN")
+def attach_command_(run_id: str | None) -> None:
+    """Attach to a live run's tmux session (or switch to it from inside that tmux). RUN defaults to this
+    repository's newest active run; a run whose session is gone says so (`pairloop resume` brings it back)."""
+    from pairloop.runs.resume import find_to_resume
+
+    run = find_to_resume(here(), run_id, dict(os.environ)) if run_id else find_run(here(), None)
+    tmux = tmux_for(run)
+    if run.stopped or not tmux.has_session(run.session):
+        why = "is stopped" if run.stopped else f"has no tmux session any more ({run.session})"
+        raise PairloopError(f"run {run.id} {why}: `pairloop resume {run.id}` brings it back")
+    _show(tmux, run.socket_path, run.session, True)
+
+
+def _show(tmux: Tmux, socket_path: str, session: str, attach: bool) -> None:
+    how = how_to_show(socket_path, os.environ, wanted=attach, terminal=sys.stdin.isatty())
+    if how == "print":
+        click.echo(f"watch it: {attach_command(tmux, session)}")
+    else:
+        show(tmux, session, how, os.environ)
 
 
 @cli.command()
@@ -314,7 +463,23 @@ def summarize(run_id: str | None, llm: str | None, budget: int, quiet: bool) -> 
         click.echo(f"Warning: {result.warning}", err=True)
     if not quiet:
         click.echo(f"# {result.title}\n\n{result.body}")
-    click.echo(f"wrote {result.plan_path} and {result.notes_path}", err=True)
+    click.echo(f"wrote {result.plan_path} and {result.notes_path}"
+               + (f" and {result.report_path}" if result.report_path else ""), err=True)
+
+
+@cli.command()
+@run_option
+@click.option("--open", "open_it", is_flag=True, help="Then open it in your web browser.")
+def report(run_id: str | None, open_it: bool) -> None:
+    """Write the run report, one self-contained report.html in the run directory (no network needed): the
+    verdict, every round's checkpoint with its diff, findings and verification, both panes' screens at each
+    checkpoint from their recordings, the human's turns and the timeline of the messages. Prints its path."""
+    from pairloop.summary.report import open_in_browser, write_report
+
+    path = write_report(find_run(here(), run_id, active=False))
+    click.echo(str(path))
+    if open_it and not open_in_browser(path):
+        click.echo(f"no web browser could be started: open {path.resolve().as_uri()} yourself", err=True)
 
 
 @cli.command()
@@ -361,6 +526,23 @@ def demo(attach: bool | None, timeout: float, keep: bool) -> None:
         attach = sys.stdin.isatty() and sys.stdout.isatty()
     if run_demo(attach, timeout, click.echo, keep):
         raise PairloopError("the demo pair did not agree in time")
+
+
+@cli.command()
+@run_option
+@click.option("--role", type=click.Choice(["worker", "reviewer"]), default="worker", show_default=True,
+              help="Whose pane to play.")
+@click.option("--speed", default=1.0, show_default=True, help="Play this many times faster.")
+@click.option("--from-round", type=int, metavar="N", help="Start where round N opened (its checkpoint).")
+@click.option("--player", type=click.Choice(["auto", "asciinema", "builtin"]), default="auto", show_default=True,
+              help="asciinema when installed (auto), or pairloop's own small player.")
+def replay(run_id: str | None, role: str, speed: float, from_round: int | None, player: str) -> None:
+    """Play the recording of an agent's pane in this terminal, as the human saw it (pauses shortened)."""
+    from pairloop.replay import plan_replay
+    from pairloop.replay import replay as play_recording
+
+    run = find_run(here(), run_id, active=False)
+    play_recording(plan_replay(run, role, from_round), speed, player, lambda text: click.echo(text, err=True))
 
 
 def main() -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pairloop.agents.profile import profile
 from pairloop.errors import PairloopError
-from pairloop.runs.config import agent_settings, default_roles, read_config
+from pairloop.runs.config import agent_settings, default_roles, read_config, verify_settings
+from pairloop.runs.suggest import advice, verify_line
 
 MIN_TMUX = (3, 0)
 
@@ -85,6 +86,17 @@ def check_gh() -> Check:
     return Check("gh", ok, f"{line} ({path})", needed=False)
 
 
+def check_verify(repo: Path) -> Check:
+    """The verification gate: the configured command, or one suggested from what the repository holds."""
+    try:
+        command, timeout = verify_settings(read_config(repo))
+    except PairloopError as exc:
+        return Check("verify", False, str(exc), needed=False)
+    if command:
+        return Check("verify", True, verify_line(command, timeout), needed=False)
+    return Check("verify", False, "none configured: checkpoints are not checked", advice(repo), needed=False)
+
+
 def run_checks(repo: Path, env: dict[str, str] | None = None) -> list[Check]:
     env = dict(os.environ) if env is None else env
     worker, reviewer = default_roles(read_config(repo), env)
@@ -92,6 +104,7 @@ def run_checks(repo: Path, env: dict[str, str] | None = None) -> list[Check]:
     for name in dict.fromkeys((worker, reviewer, "claude", "codex")):
         checks.append(check_agent(name, repo, env, needed=name in (worker, reviewer)))
     checks.append(check_gh())
+    checks.append(check_verify(repo))
     return checks
 
 

@@ -28,7 +28,9 @@ class Verb:
     def refusal(self, sender: str) -> str:
         """Why ``sender`` may not use this verb, pointing at the one it wants."""
         if self.senders == ("worker",):
-            return f"`pairloop {self.name}` is the worker's verb (run it in the worker's pane)"
+            over = "; the human accepts the work over the done gate with `pairloop done --force`" \
+                if self.name == "done" else ""
+            return f"`pairloop {self.name}` is the worker's verb (run it in the worker's pane){over}"
         return (f"`pairloop {self.name}` is the reviewer's (or the human's) verb; the worker uses "
                 "`pairloop review` and `pairloop done`")
 

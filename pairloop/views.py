@@ -22,6 +22,7 @@ from bridge import (
     TmuxError,
     follow_ledger,
     inert,
+    published_bridge_down,
     published_problem,
     read_message_file,
     read_target,
@@ -57,10 +58,12 @@ def run_status(run: Run, tmux: Tmux | None) -> dict[str, Any]:
     bridge = bridge_running(run)
     # The bridge keeps what it cannot write (a full disk) on its tmux session: the ledger may be what fails.
     problem = published_problem(tmux, run.session) if alive and bridge and tmux is not None else ""
+    # A bridge that keeps dying: its keeper says so on the session while it tries again.
+    bridge_down = published_bridge_down(tmux, run.session) if alive and tmux is not None else ""
     return {
         "id": run.id, "state": state, "task": run.manifest.task, "session": run.session,
         "socket": run.socket_path, "session_alive": alive,
-        "bridge": "running" if bridge else "not running", "problem": problem,
+        "bridge": "running" if bridge else "not running", "problem": problem, "bridge_down": bridge_down,
         "messages": len(book.order), "rejected": book.rejected, "agents": agents,
         "ledger": replayed.ledger_notes(),
         **protocol.summary(),
@@ -82,12 +85,46 @@ def status_lines(status: dict[str, Any]) -> list[str]:
         why = f"  ({inert(a['detail'])})" if a.get("detail") else ""
         lines.append(f"  {role:<8} {inert(a['agent']):<8} {a['state']:<12} queued {a['queued']}  "
                      f"delivered {a['delivered']}  failed {a['failed']}{why}")
+    lines += verify_lines(status)
+    lines += spending_lines(status)
     if status.get("problem"):
         lines.append(f"  DISK: {inert(status['problem'])} (the bridge keeps trying; nothing is lost)")
+    if status.get("bridge_down"):
+        lines.append(f"  BRIDGE: {inert(status['bridge_down'])} (messages wait in the outbox; nothing is lost)")
     if status["rejected"]:
         lines.append(f"  {status['rejected']} outbox file(s) refused: malformed messages set aside, or temp files "
                      f"a crashed writer left, removed (see bridge.log)")
     lines += [f"  {inert(note)}" for note in status["ledger"]]
+    return lines
+
+
+def spending_lines(status: dict[str, Any]) -> list[str]:
+    """Each agent's tokens, from its own records, against the budget; the usage limits the agents hit."""
+    tokens = status.get("tokens") or {}
+    lines = []
+    if tokens.get("roles"):
+        each = " · ".join(f"{role} {t['total']:,}" for role, t in tokens["roles"].items())
+        budget = f" of the budget of {tokens['max_tokens']:,}" if tokens.get("max_tokens") else ""
+        lines.append(f"  tokens: {each} · total {tokens['total']['total']:,}{budget}")
+    elif tokens.get("max_tokens"):
+        lines.append(f"  tokens: none counted yet (budget {tokens['max_tokens']:,})")
+    for limit in (status.get("usage_limits") or [])[-2:]:
+        lines.append(f"  usage limit: the {limit['role']} hit one ({inert(limit['reason'][:100])}; seen on its "
+                     f"{'screen' if limit['source'] == 'screen' else 'records'})")
+    return lines
+
+
+def verify_lines(status: dict[str, Any]) -> list[str]:
+    """The verification gate: each round's latest result; a configuration change the bridge ignored."""
+    lines = []
+    for v in status.get("verifications", []):
+        took = f", {v['duration']:.1f} s" if v["result"] != "running" else ""
+        code = f", exit status {v['exit_status']}" if v["exit_status"] is not None else ""
+        lines.append(f"  verify round {v['round']}: {v['result']}{code}{took}  (`{inert(v['command'])}`, "
+                     f"log {inert(v['log'])})")
+    for key, now in status.get("config_changes", {}).items():
+        lines.append(f"  CONFIG CHANGED: {key} in the working tree is now {inert(now) or 'unset'}: ignored, the "
+                     "bridge runs what was recorded at start")
     return lines
 
 

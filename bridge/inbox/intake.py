@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.book import Book
+from bridge.compaction import card_after_compaction, card_due
 from bridge.effects import Effects
 from bridge.inbox.mailbox import ABANDONED_SECONDS, REJECTED, SETTLE_SECONDS, Litter, Refusal, move_aside, scan
+from bridge.notify import PERMISSION, Call
 from bridge.panes.envelope import ids_in
 from bridge.panes.sanitize import inert
 from bridge.protocol.referee import Referee
+from bridge.rolecard import resumed
 from bridge.rundir.agent_events import EVENTS, InvalidAgentEvent, events_dir, read_agent_event
 from bridge.rundir.control import InvalidControl, control_dir, read_control
 from bridge.rundir.events import AnyEvent, HumanTurn, Received, Rejected
@@ -67,6 +70,8 @@ class Intake:
         self._litter: list[Litter] = []  # temp files crashed writers left in the outbox, found by the last scan
         self._troubles: list[str] = []  # writes refused during this pass (a full disk, a read-only device)
         self._acted: set[str] = set()  # control files acted on that could not be removed yet
+        self.records: dict[str, list[str]] = {}  # role -> where its agent keeps its records (bridge.meter)
+        self._card_at: dict[str, float] = {}  # role -> when its last role card after a compaction was posted
 
     def has_receipt(self, role: str, msg_id: str) -> bool:
         return msg_id in self.receipts[role]
@@ -95,8 +100,8 @@ class Intake:
 
     # ---- control requests ------------------------------------------------------------------------------
 
-    def control(self, referee: Referee) -> Effects:
-        """`pairloop pause` / `unpause` leave a file in control/: act on it, then remove it."""
+    def control(self, referee: Referee, book: Book | None = None) -> Effects:
+        """`pairloop pause` / `unpause` / `resume` leave a file in control/: act on it, then remove it."""
         fx = Effects()
         folder = control_dir(self.run_dir)
         try:
@@ -109,7 +114,8 @@ class Intake:
                 self._remove(path, "a control file")
                 continue
             try:
-                action = read_control(path).action
+                request = read_control(path)
+                action: str | None = request.action
             except InvalidControl as exc:
                 fx.says.append(f"ignored control file {inert(name)}: {exc.reason}")
                 action = None
@@ -118,6 +124,12 @@ class Intake:
             elif action == "unpause":
                 fx.add(referee.unpause())
                 fx.wake += list(self.roles)
+            elif action == "done":
+                fx.add(referee.overrule_done(request.note))
+                fx.wake += list(self.roles)
+            elif action == "resumed" and book is not None and request.role in self.roles:
+                fx.add(resumed(name.removesuffix(".json"), request.role, request.fresh, request.reason, book,
+                               referee.protocol))
             if not self._remove(path, "a control file"):
                 self._acted.add(name)
         return fx
@@ -210,7 +222,7 @@ class Intake:
 
     # ---- the agents' hook events -----------------------------------------------------------------------
 
-    def agent_events(self, referee: Referee) -> Heard:
+    def agent_events(self, referee: Referee, book: Book | None = None) -> Heard:
         """A submitted prompt carrying our envelope ids is a delivery receipt; one without them is a human
         typing straight into the pane."""
         heard = Heard()
@@ -220,6 +232,7 @@ class Intake:
                 names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
             except FileNotFoundError:
                 continue
+            compacted = ""  # the newest compaction heard in this pass: one card for all of them
             for name in names:
                 key = f"{role}/{name}"
                 if key in self.seen:
@@ -236,9 +249,14 @@ class Intake:
                     continue
                 # A late receipt (codex reports a turn's prompt when the turn ends) says nothing of now.
                 heard.kinds.append((role, "" if event.late else event.event))
+                if event.records and event.records not in self.records.setdefault(role, []):
+                    self.records[role].append(event.records)
+                if event.event == "compacted":  # its role card is due again
+                    compacted = name
                 if event.event == "attention":
-                    heard.effects.alerts.append(f"pairloop: the {role} waits for you: "
-                                                f"{inert(event.message) or 'permission'}")
+                    heard.effects.alerts.append(Call(PERMISSION, f"pairloop: the {role} waits for you: "
+                                                     f"{inert(event.message) or 'permission'}", role=role,
+                                                     reason=event.message or "permission"))
                 if event.event != "prompt":
                     continue
                 ids = ids_in(event.prompt)
@@ -246,6 +264,13 @@ class Intake:
                     self.receipts[role] |= ids
                 elif event.prompt.strip():
                     heard.effects.add(self._human_turn(role, name, key, event.prompt, referee))
+            # Anyone can write these files: forged ones in a stream get one card per CARD_INTERVAL, not one each.
+            # A card already in the ledger (the file heard again by a restarted bridge) starts no interval.
+            card = card_after_compaction(role, compacted, referee.protocol) if compacted else None
+            if card is not None and not (book is not None and all(p.id in book.entries for p in card.posts)) \
+                    and card_due(self._card_at.get(role), time.monotonic()):
+                self._card_at[role] = time.monotonic()
+                heard.effects.add(card)
         return heard
 
     def _human_turn(self, role: str, name: str, key: str, prompt: str, referee: Referee) -> Effects:

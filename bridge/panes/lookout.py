@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from bridge.effects import Effects
+from bridge.notify import DIALOG as DIALOG_CALL
+from bridge.notify import Call
 from bridge.panes.delivery import read_target
-from bridge.panes.screen import BUSY, DIALOG, READY, STARTING, Reading, choose_option
+from bridge.panes.screen import BUSY, DIALOG, EXITED, READY, STARTING, Reading, choose_option
 from bridge.panes.tmux import Tmux, TmuxError
 from bridge.rundir.events import AgentState, Answered
 from bridge.rundir.manifest import Answer, Target
@@ -74,9 +76,12 @@ class Lookout:
         view, fx = self._views[role], Effects()
         if reading.state != view.state:
             fx.events.append(AgentState(role=role, state=reading.state, detail=reading.detail))
-            self._views[role] = replace(view, state=reading.state)
+            # An agent that exited and is started again (`pairloop resume`) gets its settle time again.
+            self._views[role] = replace(view, state=reading.state,
+                                        first_ready=0.0 if reading.state == EXITED else view.first_ready)
             if reading.state == DIALOG and reading.detail not in self._answers.get(role, {}):
-                fx.alerts.append(f"pairloop: the {role} waits for you: {reading.detail} (answer it in its pane)")
+                fx.alerts.append(Call(DIALOG_CALL, f"pairloop: the {role} waits for you: {reading.detail} (answer it "
+                                      "in its pane)", role=role, reason=reading.detail))
         return Sight(reading, fx)
 
     def judge(self, role: str, now: float) -> Sight:

@@ -33,13 +33,14 @@ class ScreenRules:
     settle: float = 0.0
     paste_placeholder: str = ""  # what the box shows instead of a long paste (claude: "[Pasted text #1 +3 lines]")
     submit_after_paste_shows: bool = False  # claude drops a submit key that arrives with the paste itself
+    limits: tuple[str, ...] = ()  # a line saying the agent hit a usage or rate limit (see limit_shown)
 
     def to_json(self) -> dict[str, Any]:
         return {"ready": list(self.ready), "busy": list(self.busy), "input": self.input,
                 "dialogs": dict(self.dialogs), "placeholders": list(self.placeholders),
                 "input_anchor": self.input_anchor, "turn": list(self.turn) if self.turn else None,
                 "settle": self.settle, "paste_placeholder": self.paste_placeholder,
-                "submit_after_paste_shows": self.submit_after_paste_shows}
+                "submit_after_paste_shows": self.submit_after_paste_shows, "limits": list(self.limits)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ScreenRules:
@@ -48,7 +49,7 @@ class ScreenRules:
                    dict(data.get("dialogs", {})), tuple(data.get("placeholders", ())),
                    str(data.get("input_anchor", "")), (str(turn[0]), str(turn[1])) if turn else None,
                    float(data.get("settle", 0.0)), str(data.get("paste_placeholder", "")),
-                   bool(data.get("submit_after_paste_shows", False)))
+                   bool(data.get("submit_after_paste_shows", False)), tuple(data.get("limits", ())))
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,35 @@ def classify(screen: str, rules: ScreenRules) -> Reading:
     if not all(re.search(p, screen, re.MULTILINE) for p in rules.ready):
         return Reading(STARTING)
     return Reading(READY)
+
+
+def limits_on_screen(screen: str, rules: ScreenRules) -> int:
+    """How many limit lines show above the input line (a new one, identical to the last, is one more)."""
+    line = _input_line(screen, rules)
+    above = screen[: line.start()] if line is not None else screen
+    return sum(len(re.findall(pattern, above, re.MULTILINE)) for pattern in rules.limits)
+
+
+def limit_shown(screen: str, rules: ScreenRules) -> str:
+    """The line saying the agent's latest turn ended at a usage or rate limit ("" when none does): the last
+    ``limits`` match above the input line, with no turn opened after it (an older limit scrolled up with the
+    history is not news)."""
+    if not rules.limits:
+        return ""
+    line = _input_line(screen, rules)
+    above = screen[: line.start()] if line is not None else screen
+    found = None
+    for pattern in rules.limits:
+        for m in re.finditer(pattern, above, re.MULTILINE):
+            if found is None or m.start() > found.start():
+                found = m
+    if found is None:
+        return ""
+    if rules.turn is not None and re.search(rules.turn[0], above[found.end():], re.MULTILINE):
+        return ""
+    start = above.rfind("\n", 0, found.start()) + 1
+    end = above.find("\n", found.end())
+    return " ".join(above[start: end if end >= 0 else len(above)].split())
 
 
 CURSORS = "❯›>"

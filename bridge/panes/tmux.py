@@ -1,16 +1,22 @@
-"""The one module that imports libtmux. Everything else talks to tmux through ``Tmux``."""
+"""The one module that imports libtmux. Everything else talks to tmux through ``Tmux``.
+
+Commands run as the tmux client itself, one process each, the way libtmux runs them: a bridge started again
+does not pay for importing libtmux (a tenth of a second) before its first delivery. libtmux's ``Server`` is
+there for whoever wants its object model (:attr:`Tmux.server`), loaded on first use."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-
-import libtmux
-from libtmux import exc as tmux_exc
+from typing import TYPE_CHECKING
 
 from bridge.panes.sanitize import inert
+
+if TYPE_CHECKING:
+    import libtmux
 
 
 class TmuxError(Exception):
@@ -19,6 +25,10 @@ class TmuxError(Exception):
 
 class TmuxMissing(TmuxError):
     """No tmux on PATH."""
+
+
+class TmuxStuck(TmuxError):
+    """A tmux command got no answer within the caller's timeout: the server is alive but stuck (stopped, swapped)."""
 
 
 @dataclass(frozen=True)
@@ -72,20 +82,45 @@ class Tmux:
 
     TITLE_OPTION = "@pairloop_title"  # a pane's title, as pairloop sets it (see set_title)
 
-    def __init__(self, socket_name: str | None = None, socket_path: str | None = None) -> None:
-        if tmux_available() is None:
+    def __init__(self, socket_name: str | None = None, socket_path: str | None = None,
+                 timeout: float | None = None) -> None:
+        # ``timeout``: seconds a command may take, for a caller that must not hang on a stuck server (`ls`).
+        self.timeout = timeout
+        binary = tmux_available()
+        if binary is None:
             raise TmuxMissing("tmux is not installed or not on PATH (install it, e.g. `apt install tmux`)")
-        self.server = libtmux.Server(socket_name=socket_name, socket_path=socket_path)
+        self.socket_name, self._socket_path = socket_name, socket_path
+        self._argv = [binary, *([f"-S{socket_path}"] if socket_path else []),
+                      *([f"-L{socket_name}"] if socket_name else [])]
+        self._server: libtmux.Server | None = None
+
+    @property
+    def server(self) -> libtmux.Server:
+        """The same server as a libtmux object."""
+        if self._server is None:
+            import libtmux
+
+            self._server = libtmux.Server(socket_name=self.socket_name, socket_path=self._socket_path)
+        return self._server
 
     def run(self, *args: str) -> list[str]:
-        """Run one tmux command (or several joined by ';' arguments); raise TmuxError on failure."""
+        """Run one tmux command (or several joined by ';' arguments); raise TmuxError on failure. Output lines
+        as libtmux gives them: trailing empty lines dropped, undecodable bytes escaped."""
         try:
-            proc = self.server.cmd(*args)
-        except tmux_exc.TmuxCommandNotFound:
+            proc = subprocess.run([*self._argv, *args], capture_output=True, text=True, encoding="utf-8",
+                                  errors="backslashreplace", check=False, timeout=self.timeout)
+        except FileNotFoundError:
             raise TmuxMissing("tmux is not installed or not on PATH") from None
+        except subprocess.TimeoutExpired:
+            raise TmuxStuck(f"tmux {args[0] if args else ''} got no answer within {self.timeout} s "
+                            "(its server is stuck)") from None
         if proc.returncode != 0:
-            raise TmuxError(" ".join(proc.stderr) or f"tmux {args[0]} failed ({proc.returncode})")
-        return list(proc.stdout)
+            stderr = " ".join(line for line in proc.stderr.split("\n") if line)
+            raise TmuxError(stderr or f"tmux {args[0]} failed ({proc.returncode})")
+        out = proc.stdout.split("\n")
+        while out and out[-1] == "":
+            out.pop()
+        return out
 
     def has_session(self, name: str) -> bool:
         try:
@@ -210,7 +245,7 @@ class Tmux:
     def kill_private_server(self) -> None:
         """Kill a private (-L NAME) server and remove its socket file, which tmux leaves behind."""
         self.kill_server()
-        name = self.server.socket_name
+        name = self.socket_name
         if name:
             folder = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
             (folder / name).unlink(missing_ok=True)
@@ -218,8 +253,8 @@ class Tmux:
     def attach_argv(self, session: str) -> list[str]:
         """The command line that attaches a terminal to ``session`` on this server."""
         argv = ["tmux"]
-        if self.server.socket_path:
-            argv += ["-S", str(self.server.socket_path)]
-        elif self.server.socket_name:
-            argv += ["-L", self.server.socket_name]
+        if self._socket_path:
+            argv += ["-S", str(self._socket_path)]
+        elif self.socket_name:
+            argv += ["-L", self.socket_name]
         return [*argv, "attach-session", "-t", f"={session}"]

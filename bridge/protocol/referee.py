@@ -10,14 +10,20 @@ import os
 import subprocess
 from pathlib import Path
 
+import msgspec
+
 from bridge.effects import Effects, Post
+from bridge.notify import AGREED, PAUSED, Call
 from bridge.protocol.checkpoint import CheckpointError, changes_between, current_tree, snapshot
+from bridge.protocol.donegate import changes_since, refusal_text
+from bridge.protocol.gates import CHANGED, VERIFY, Refusal
 from bridge.protocol.state import PLAN, WORK, Protocol, parse_findings
 from bridge.roles import is_agent, partner_of
 from bridge.rundir.events import (
     AnyEvent,
     DoneRefused,
     FindingClaims,
+    Overruled,
     PhaseChanged,
     ProtocolStarted,
     Round,
@@ -44,6 +50,9 @@ class Topic:
 
     PLAN_APPROVED = "plan-approved"
     NOT_DONE = "not-done"
+    VERIFIED = "verified"  # a checkpoint's verification passed (with the review request it was held with)
+    VERIFY_FAILED = "verify-failed"  # it did not; or done refused because the approved one did not
+    OVERRULED = "overruled"  # the human declared the work done over the done gate
 
 
 class Referee:
@@ -53,11 +62,12 @@ class Referee:
 
     def __init__(self, manifest: Manifest, run_dir: Path) -> None:
         self.protocol = Protocol()
-        self.repo = Path(manifest.repo)
+        self.repo = Path(manifest.work_tree)  # the run's worktree when it has one
         self.run_id = manifest.id
         self.base = manifest.base_commit or ""
         self.settings = manifest.protocol
         self.on_agreement_argv = list(manifest.on_agreement)
+        self.verify = manifest.verify  # the verification gate's command ("" or (): none)
         self.run_dir = run_dir
         self._seen_protocol = False
 
@@ -159,20 +169,56 @@ class Referee:
         return fx
 
     def _judge_done(self, msg: Message) -> tuple[bool, Effects]:
+        gate, blocker, paths = self.done_gate()
+        if blocker:
+            topic = Topic.VERIFY_FAILED if gate == VERIFY and "has not finished" not in blocker else Topic.NOT_DONE
+            fx = Effects([DoneRefused(id=msg.id, reason=blocker, gate=gate, paths=paths)],
+                         [Post(f"{msg.id}-not-yet", ("worker",), f"Not done yet: {blocker}.", "notice", topic)],
+                         [f"worker says done, but {blocker}"])
+            if gate in (CHANGED, VERIFY) and Refusal(gate, paths, blocker).same_as(self.protocol.gates.last_refusal):
+                # Another round would end the same way: the human decides (`pairloop done --force` accepts it).
+                fx.add(self.pause(f"done refused twice in a row for the same reason: {blocker}; decide (commit, "
+                                  "ignore or remove what changed, or `pairloop done --force` to accept the work as "
+                                  "it is), then `pairloop unpause`"))
+            return False, fx
+        verdict = self.protocol.latest_verdict
+        return True, Effects([RunState(state="agreed", by=msg.id, round=self.protocol.round,
+                                       approved_by=verdict.by if verdict else "")],
+                             alerts=[Call(AGREED, "pairloop: the pair agreed the work is done")], start_summary=True)
+
+    def done_gate(self) -> tuple[str, str, tuple[str, ...]]:
+        """Which check refuses done now, why, and (for a changed tree) the paths: ("", "", ()) when it passes."""
         try:
             tree = current_tree(self.repo)
         except CheckpointError:
             tree = ""
-        blocker = self.protocol.done_blocker(tree)
-        if blocker:
-            return False, Effects(
-                [DoneRefused(id=msg.id, reason=blocker)],
-                [Post(f"{msg.id}-not-yet", ("worker",), f"Not done yet: {blocker}.", "notice", Topic.NOT_DONE)],
-                [f"worker says done, but {blocker}"])
+        gate, blocker = self.protocol.done_check(tree, bool(self.verify))
         verdict = self.protocol.latest_verdict
-        return True, Effects([RunState(state="agreed", by=msg.id, round=self.protocol.round,
-                                       approved_by=verdict.by if verdict else "")],
-                             alerts=["pairloop: the pair agreed the work is done"], start_summary=True)
+        if gate != CHANGED or verdict is None:
+            return gate, blocker, ()
+        changes = changes_since(self.repo, verdict.checkpoint, verdict.tree, tree)
+        return gate, refusal_text(verdict.round, changes), tuple(c.path for c in changes)
+
+    def overrule_done(self, note: str = "") -> Effects:
+        """The human accepts the work as it is (`pairloop done --force`): recorded as an overrule of what the done
+        gate said at that moment, and the run is agreed."""
+        p = self.protocol
+        if p.run_state == "agreed":
+            return Effects(says=["the human says done: the pair had agreed already"])
+        _, blocker, _ = self.done_gate()
+        verdict = p.latest_verdict
+        events: list[AnyEvent] = [Overruled(gate="done", blocker=blocker or "nothing: the gate would have passed",
+                                            note=note),
+                                  RunState(state="agreed", by="human", round=p.round,
+                                           approved_by=verdict.by if verdict and verdict.kind == "approve" else "")]
+        fx = Effects(events, [Post(f"overrule-done-{len(p.gates.overrules) + 1}", ("worker", "reviewer"),
+                                   "The human declared the work done, overruling the done gate"
+                                   f"{' (' + blocker + ')' if blocker else ''}.", "notice", Topic.OVERRULED)],
+                     alerts=[f"pairloop: the human overruled the done gate{': ' + blocker if blocker else ''}"],
+                     start_summary=True)
+        if p.paused:
+            fx.add(self.unpause())
+        return fx
 
     def start_summary(self) -> str:
         """Run what the run asked for on agreement (the summarizer), in the background, output to a log."""
@@ -203,7 +249,8 @@ class Referee:
             return Effects()
         fx = Effects([RelayEvent(state="paused", by=by, reason=reason)])
         if by == "governor":
-            fx.alerts.append(f"pairloop: relay paused: {reason}. Decide, then `pairloop unpause` (or stop)")
+            fx.alerts.append(Call(PAUSED, f"pairloop: relay paused: {reason}. Decide, then `pairloop unpause` (or "
+                                  "stop)", reason=reason))
         else:
             fx.says.append(f"relay paused by the {by}: messages queue until `pairloop unpause`")
         return fx
@@ -216,4 +263,6 @@ class Referee:
         if p.paused_by == "governor":  # the human decided to go on: allow as much again before the next stop
             event = RelayEvent(state="running", by=by, rounds_allowed=p.round + p.limits.max_rounds,
                                messages_allowed=p.messages + p.limits.max_messages)
+        if p.spend.over_budget(p.limits.max_tokens):  # past the token budget: as much again before the next stop
+            event = msgspec.structs.replace(event, tokens_allowed=p.spend.total.total + p.limits.max_tokens)
         return Effects([event], says=[f"relay resumed by the {by}"])

@@ -8,15 +8,28 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.protocol.gates import Gates
+from bridge.protocol.spend import Spend
 from bridge.roles import is_agent, partner_of
 from bridge.rundir.events import (
+    AgentState,
+    Answered,
     AnyEvent,
+    BridgeState,
+    Delivered,
+    Delivering,
+    Failed,
     FindingClaims,
+    HumanTurn,
+    LedgerRepaired,
     Limits,
     Phase,
     PhaseChanged,
     ProtocolStarted,
+    Queued,
     Received,
+    Recording,
+    Rejected,
     Relay,
     Round,
     RunState,
@@ -28,6 +41,10 @@ PLAN: Phase = "plan"
 WORK: Phase = "work"
 OPEN, FIXED, DISPUTED, RESOLVED = "open", "fixed", "disputed", "resolved"
 _NUMBERED = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(.*\S)")
+# The events the protocol (its gates and spend included) has no use for: deliveries, the agents' states, hook
+# events, the bridge's own. By exact type, so a kind of event added later is folded until it is listed here.
+PASSES_BY: frozenset[type] = frozenset({Queued, Delivering, Delivered, Failed, AgentState, BridgeState, HumanTurn,
+                                        Answered, Recording, LedgerRepaired, Rejected})
 
 
 def parse_findings(text: str) -> list[str]:
@@ -85,8 +102,14 @@ class Protocol:
     messages_allowed: int = 0
     last_body: dict[str, str] = field(default_factory=dict)  # sender -> normalised body of its latest message
     run_state: str = ""
+    gates: Gates = field(default_factory=Gates)  # verifications, done refusals, configuration changes
+    spend: Spend = field(default_factory=Spend)  # tokens, the token budget, usage limits
 
     def apply(self, event: AnyEvent) -> None:
+        if type(event) in PASSES_BY:  # most of a ledger: a replay of 10,000 messages skips them at one look
+            return
+        self.gates.apply(event, self.round)
+        self.spend.apply(event)
         if isinstance(event, Received):
             if is_agent(event.sender):  # the governor counts what the agents say
                 self.messages += 1
@@ -154,8 +177,29 @@ class Protocol:
     def open_findings(self) -> list[Finding]:
         return [f for f in self.findings.values() if f.status in (OPEN, DISPUTED)]
 
-    def done_blocker(self, current_tree: str) -> str:
+    def done_blocker(self, current_tree: str, verify: bool = False) -> str:
         """Why the worker cannot be done yet ("" when the pair agrees)."""
+        return self.done_check(current_tree, verify)[1]
+
+    def verify_rounds(self, verify: bool) -> set[int]:
+        """The rounds whose checkpoint the verify command runs on: every work-phase round with a checkpoint."""
+        return {n for n, cp in self.checkpoints.items() if cp.get("ref") and cp.get("phase") == WORK} \
+            if verify else set()
+
+    def done_check(self, current_tree: str, verify: bool = False) -> tuple[str, str]:
+        """Which check refuses done, and why (("", "") when the pair agrees). ``verify``: the run has a verify
+        command, so the approved checkpoint's verification must have passed."""
+        reason = self._verdict_blocker(current_tree)
+        if reason:
+            return ("changed" if reason.startswith("the code changed") else "verdict"), reason
+        verdict = self.latest_verdict
+        if verify and verdict is not None and verdict.round in self.verify_rounds(verify):
+            reason = self.gates.done_blocker(verdict.round)
+            if reason:
+                return "verify", reason
+        return "", ""
+
+    def _verdict_blocker(self, current_tree: str) -> str:
         if self.phase == PLAN:
             return "the plan has not been approved yet: ask for review of PLAN.md with `pairloop review`"
         verdict = self.latest_verdict
@@ -198,4 +242,6 @@ class Protocol:
                          "messages": self.messages,
                          "max_messages": self.messages_allowed or self.limits.max_messages,
                          "no_change_rounds": self.no_change_rounds, "bounces_suppressed": self.bounces},
+            **self.gates.summary(),
+            **self.spend.summary(self.limits.max_tokens),
         }

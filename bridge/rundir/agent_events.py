@@ -17,18 +17,20 @@ import msgspec
 from bridge.rundir.files import private_dir, write_atomic
 
 EVENTS = "events"
-AgentEventKind = Literal["prompt", "stop", "attention"]
+AgentEventKind = Literal["prompt", "stop", "attention", "compacted"]
 
 
 class InvalidAgentEvent(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, missing: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.missing = missing  # the file is not there (yet)
 
 
 class AgentEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """``prompt``: a prompt was submitted (a delivery receipt, or the human's own turn); ``stop``: the turn ended;
-    ``attention``: the agent waits on a permission prompt."""
+    ``attention``: the agent waits on a permission prompt; ``compacted``: the agent compacted its context (its
+    role card is due again)."""
 
     event: AgentEventKind
     ts: float = 0.0
@@ -38,6 +40,7 @@ class AgentEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     late: bool = False  # reported when the turn ended (codex), so it says nothing of the agent now
     message: str = ""
     agent: str = ""
+    records: str = ""  # where the agent keeps its own records (claude's transcript, codex's rollout): bridge.usage
 
 
 _decoder = msgspec.json.Decoder(AgentEvent)
@@ -59,18 +62,31 @@ def write_agent_event(run_dir: Path, role: str, event: AgentEvent, n: int = 0) -
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 
 
+def open_untrusted(path: str | Path) -> tuple[int, os.stat_result]:
+    """Open a file an agent named or wrote, for reading: a regular file only (never a link, a FIFO that would
+    block the bridge, or a device). Returns the descriptor (the caller closes it) and its stat; a file that is
+    not there raises InvalidAgentEvent with ``missing`` set."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        reason = "a symlink, not a file" if exc.errno == errno.ELOOP else f"unreadable: {exc.strerror}"
+        raise InvalidAgentEvent(reason, missing=exc.errno == errno.ENOENT) from None
+    try:
+        st = os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        raise InvalidAgentEvent(f"unreadable: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise InvalidAgentEvent("not a regular file")
+    return fd, st
+
+
 def read_agent_event(path: Path) -> AgentEvent:
     """One event file, read as the untrusted data it is: a regular file (never a link, a FIFO that would block
     the bridge, or a device), of a sane size, that validates."""
+    fd, st = open_untrusted(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        reason = "a symlink, not a file" if exc.errno == errno.ELOOP else f"unreadable: {exc.strerror}"
-        raise InvalidAgentEvent(reason) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidAgentEvent("not a regular file")
         if st.st_size > MAX_EVENT_BYTES:
             raise InvalidAgentEvent("larger than 4 MiB")
         with os.fdopen(os.dup(fd), "rb") as f:

@@ -1,4 +1,5 @@
-"""``control/``: requests to the bridge from ``pairloop pause`` / ``unpause``, one file each."""
+"""``control/``: requests to the bridge from ``pairloop pause`` / ``unpause`` (and ``resume``: tell an agent
+that was started again where the run stands), one file each."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import msgspec
 from bridge.rundir.files import private_dir, write_atomic
 
 CONTROL = "control"
-Action = Literal["pause", "unpause"]
+Action = Literal["pause", "unpause", "resumed", "done"]  # done: the human overrules the done gate
 
 
 class InvalidControl(Exception):
@@ -22,6 +23,11 @@ class InvalidControl(Exception):
 
 class Control(msgspec.Struct, frozen=True, kw_only=True):
     action: Action
+    # "resumed": the agent started again, and whether it resumed its own conversation or started afresh (why)
+    role: str = ""
+    fresh: bool = False
+    reason: str = ""
+    note: str = ""  # "done": the human's words, recorded with the overrule
 
 
 _decoder = msgspec.json.Decoder(Control)
@@ -31,10 +37,14 @@ def control_dir(run_dir: Path) -> Path:
     return run_dir / CONTROL
 
 
-def request(run_dir: Path, name: str, action: Action) -> Path:
+def request(run_dir: Path, name: str, action: Action, *, role: str = "", fresh: bool = False,
+            reason: str = "", note: str = "") -> Path:
     folder = private_dir(control_dir(run_dir))
     path = folder / f"{name}-{action}.json"
-    write_atomic(path, json.dumps({"action": action}).encode())
+    extra: dict[str, object] = {"role": role, "fresh": fresh, "reason": reason} if action == "resumed" else {}
+    if action == "done":
+        extra = {"note": note}
+    write_atomic(path, json.dumps({"action": action, **extra}).encode())
     return path
 
 

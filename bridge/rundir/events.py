@@ -137,6 +137,7 @@ class LedgerRepaired(Event, tag="ledger_repaired", frozen=True):
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_rounds: int = 6
     max_messages: int = 200
+    max_tokens: int = 0  # the run's token budget, both agents together (0: none)
 
 
 class ProtocolStarted(Event, tag="protocol", frozen=True):
@@ -181,23 +182,108 @@ class Relay(Event, tag="relay", frozen=True):
     reason: str = ""
     rounds_allowed: int = 0
     messages_allowed: int = 0
+    tokens_allowed: int = 0
+
+
+# ---- what the agents spend (bridge/usage.py reads their own records) ------------------------------------------
+
+
+class TokenUsage(Event, tag="tokens", frozen=True):
+    """An agent's tokens so far in this run, as its own records count them (all input, cache reads included;
+    ``cached`` is the part read from a cache)."""
+
+    role: Recipient
+    input: int = 0
+    cached: int = 0
+    output: int = 0
+    files: tuple[str, ...] = ()  # the record files counted (a new conversation, /clear, starts another one)
+
+
+class UsageLimit(Event, tag="usage_limit", frozen=True):
+    """An agent ran into a usage or rate limit: seen on its ``screen`` or in its ``records`` (``at``: the
+    record's own timestamp, so a limit read again after a restart is known)."""
+
+    role: Recipient
+    reason: str
+    source: Literal["screen", "records"]
+    at: str = ""
 
 
 class DoneRefused(Event, tag="done_refused", frozen=True):
     id: str
     reason: str
+    gate: str = ""  # which check refused (see protocol.donegate): changed, verify, verdict, ...
+    paths: tuple[str, ...] = ()  # for "changed": what changed since the approved checkpoint
+
+
+# ---- the verification gate (bridge/verify.py) and what guards it -------------------------------------------
+
+
+VerifyResult = Literal["passed", "failed", "timed out", "error", "interrupted"]
+
+
+class VerifyStarted(Event, tag="verify_started", frozen=True):
+    """The run's verify command started on a round's checkpoint, in a temporary worktree of it."""
+
+    round: int
+    ref: str
+    commit: str = ""
+    command: str = ""  # as the human gave it (shown, not run: run.json holds what runs)
+    log: str = ""  # where its full output is
+
+
+class VerifyFinished(Event, tag="verify_finished", frozen=True):
+    round: int
+    ref: str
+    result: VerifyResult
+    commit: str = ""
+    command: str = ""
+    exit_status: int | None = None  # None: it did not exit by itself (timed out, could not start)
+    duration: float = 0.0
+    log: str = ""
+    tail: str = ""  # the last lines of a failure's output, as it was written (shown only through the sanitizer)
+    detail: str = ""  # why it could not run, or how it was ended
+
+
+class ConfigChanged(Event, tag="config_changed", frozen=True):
+    """The working tree's pairloop configuration no longer says what it said at start for a setting the bridge
+    runs (verify, notify): flagged to the human, never acted on."""
+
+    key: str
+    file: str
+    was: str = ""
+    now: str = ""
+
+
+class Overruled(Event, tag="overruled", frozen=True):
+    """The human overruled a gate (``pairloop done --force``): what the gate said at that moment."""
+
+    gate: str
+    by: str = "human"
+    blocker: str = ""
+    note: str = ""
 
 
 class RunState(Event, tag="run", frozen=True):
-    state: Literal["agreed", "stopped"]
+    state: Literal["agreed", "stopped", "running"]  # running: a stopped run was resumed
     by: str = ""
     round: int = 0
     approved_by: str = ""
 
 
+class Recording(Event, tag="recording", frozen=True):
+    """A pane's recording (``<role>.cast``) changed course: ``state`` "limit" when it reached its size limit and
+    stopped (see bridge.recording)."""
+
+    role: Recipient
+    state: str
+    detail: str = ""
+
+
 AnyEvent = (Received | Queued | Delivering | Delivered | Failed | Suppressed | Rejected | HumanTurn | BridgeState
             | AgentState | Answered | LedgerRepaired | ProtocolStarted | Round | FindingClaims | Verdict
-            | PhaseChanged | Relay | DoneRefused | RunState)
+            | PhaseChanged | Relay | DoneRefused | RunState | VerifyStarted | VerifyFinished | ConfigChanged
+            | Overruled | Recording | TokenUsage | UsageLimit)
 DELIVERY_EVENTS: dict[str, type[Queued | Delivering | Delivered | Failed | Suppressed]] = {
     "queued": Queued, "delivering": Delivering, "delivered": Delivered, "failed": Failed, "suppressed": Suppressed,
 }

@@ -37,6 +37,14 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True):
     choose: str = ""
 
 
+class RecordsRoot(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an agent's own records may be: a file named like ``name`` (a glob) anywhere under ``dir``. The hook
+    events that name a record file are written by the agents, so the bridge reads only what is in these."""
+
+    dir: str
+    name: str = "*.jsonl"
+
+
 class RoleSpec(msgspec.Struct, frozen=True, kw_only=True):
     """One role's agent and pane, and the rules for talking to it."""
 
@@ -49,6 +57,10 @@ class RoleSpec(msgspec.Struct, frozen=True, kw_only=True):
     session_id: str | None = None  # the agent's own conversation id, for resuming it
     model: str | None = None
     command: str = ""
+    args: tuple[str, ...] = ()  # the user's extra arguments for the agent (configuration, --<role>-arg): for resuming
+    records: str = ""  # the shape of the agent's own records, read for its tokens and limits (bridge.usage)
+    # Where those records may be, from the agent's environment at start (none: an old run, not constrained).
+    records_roots: tuple[RecordsRoot, ...] = ()
 
 
 class TmuxPlace(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,6 +72,13 @@ class ProtocolSettings(msgspec.Struct, frozen=True, kw_only=True):
     plan: bool = False
     mirror: bool = True
     limits: Limits = Limits()
+
+
+class RecordingSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Each agent pane recorded into ``<role>.cast`` (see bridge.recording), up to ``limit_mb`` per recording."""
+
+    enabled: bool = True
+    limit_mb: float = 50.0
 
 
 class Manifest(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,10 +94,30 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     # Where the agents write (outbox/, events/): inside their workspace, so a sandboxed agent can still talk.
     # Everything else of the run, which pairloop trusts or executes, lives where the agents cannot write.
     mailbox: str = ""
+    # The run's own git worktree (`start --worktree`), where the agents, checkpoints and summary work, and its
+    # branch; None: they work in ``repo`` itself.
+    workdir: str | None = None
+    branch: str | None = None
     bridge_pane: str = ""
     on_agreement: tuple[str, ...] = ()  # what the bridge runs once the pair agrees (the summary)
     protocol: ProtocolSettings = ProtocolSettings()
     roles: dict[str, RoleSpec] = {}
+    recording: RecordingSettings = RecordingSettings()
+    # The verification gate, from the human only (`--verify`, or the configuration as it stood at start): a string
+    # runs through the shell, a list as it is; "" or (): none. The bridge never reads it from the working tree.
+    verify: str | tuple[str, ...] = ""
+    verify_timeout: float = 600.0
+    # Called with one JSON object per call to the human (bridge.notify), from the human only, like verify.
+    notify: tuple[str, ...] = ()
+    # What the agents' working tree's configuration said at start of the settings the bridge runs (verify, notify),
+    # as JSON text ("" when absent): the baseline a change during the run is flagged against (see bridge.guard),
+    # never obeyed. With a worktree it holds the committed file; what runs (above) is the human's checkout's.
+    config_at_start: dict[str, str] = {}
+
+    @property
+    def work_tree(self) -> str:
+        """Where the agents work and the bridge checkpoints: the run's worktree, else the repository."""
+        return self.workdir or self.repo
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 
-from bridge import ScreenRules
+from bridge import CODEX_ROLLOUT, ScreenRules
 from pairloop.agents.profile import TRUST_DIALOG, AgentProfile, LaunchContext, hook_command
 
-# Codex CLI (measured on 0.169.0). "›" marks history lines and the input row alike: the input row is the
+# The screen `codex resume <id>` shows while another codex still holds the thread (0.171.0 waits there, with
+# "r retry  f fork … q exit", rather than exiting).
+THREAD_OPEN_ELSEWHERE = "thread open elsewhere"
+
+# Codex CLI (measured on 0.171.0). "›" marks history lines and the input row alike: the input row is the
 # one just above the model/cwd line. While a reply streams the "Working" line is hidden; the turn is still
 # open until a "Worked for" (or an error "■") line follows the last prompt.
 CODEX_RULES = ScreenRules(
@@ -26,10 +30,15 @@ CODEX_RULES = ScreenRules(
         "hooks need review": r"Hooks need review",
         "sign-in": r"Sign in with ChatGPT",
         "new model nudge": r"Try new model",
+        THREAD_OPEN_ELSEWHERE: r"This conversation is open in another app",
     },
     placeholders=("Ask Codex to do anything", "Ask a follow-up question"),
     turn=(r"^› ", r"^  Worked for |^■ "),
     settle=0.3,
+    # A turn that ended at a limit (0.171.0): "■ You’ve hit your usage limit. Upgrade to Pro …", a 429 ("■ exceeded
+    # retry limit, last status: 429 Too Many Requests"), or "■ Quota exceeded. Check your plan and billing details."
+    limits=(r"^■ You[’']ve hit your usage limit", r"^■ .*(?:[Rr]ate limit|429 Too Many Requests)",
+            r"^■ Quota exceeded"),
 )
 
 
@@ -40,7 +49,9 @@ def toml_string(text: str) -> str:
 
 def _codex_args(profile: AgentProfile, ctx: LaunchContext) -> list[str]:
     notify = "[" + ", ".join(toml_string(a) for a in hook_command(ctx, "notify")) + "]"
-    args = [
+    # `codex resume <thread id>` takes the same options; the thread id comes from the notify hook (run.json).
+    args = ["resume", ctx.resume_id] if ctx.resume_id else []
+    args += [
         "--no-daemon",  # otherwise an app-server daemon outlives the pane
         "-c", "features.daemon_auto_start=false",
         # The brief is added to codex's own instructions, not put in their place.
@@ -59,4 +70,8 @@ def _codex_args(profile: AgentProfile, ctx: LaunchContext) -> list[str]:
 PROFILE = AgentProfile(
     "codex", ("codex",), "Tab", CODEX_RULES, _codex_args, turn_hooks=True, trust_choice="Trust and continue",
     yolo_flag="--dangerously-bypass-approvals-and-sandbox", install_hint="npm install -g @openai/codex",
+    resumable=True, records=CODEX_ROLLOUT,
+    # A thread has one writer: another codex still on it makes a resume fail; so does an unknown id.
+    resume_refused=(r"This conversation is open in another app", r"already has an active writer",
+                    r"No (?:saved )?session found"),
 )

@@ -3,8 +3,8 @@
 claude runs it from the per-run settings file (payload JSON on stdin); codex runs it as its ``notify`` program
 (payload JSON as the last argument). It turns each payload into one small event file in
 ``events/<role>/`` for the bridge: ``prompt`` (a submitted prompt: a delivery receipt, or a human's own turn),
-``stop`` (the turn ended), ``attention`` (the agent waits on a permission prompt). It must never get in the
-agent's way, so it always exits 0 and keeps quiet.
+``stop`` (the turn ended), ``attention`` (the agent waits on a permission prompt), ``compacted`` (the agent
+compacted its context). It must never get in the agent's way, so it always exits 0 and keeps quiet.
 """
 
 from __future__ import annotations
@@ -36,10 +36,20 @@ def _text(value: Any) -> str | None:
 def events_from(kind: str, payload: dict[str, Any]) -> list[AgentEvent]:
     """The events one hook call stands for (none for calls the bridge should not hear about)."""
     session = _text(payload.get("session_id"))
+    # Where claude keeps this conversation's transcript (every hook says): the bridge reads tokens and limits there.
+    records = _text(payload.get("transcript_path")) or ""
     if kind == "prompt":
-        return [AgentEvent(event="prompt", prompt=str(payload.get("prompt", "")), session_id=session, source=kind)]
+        return [AgentEvent(event="prompt", prompt=str(payload.get("prompt", "")), session_id=session, source=kind,
+                           records=records)]
     if kind == "stop":
-        return [AgentEvent(event="stop", session_id=session, source=kind)]
+        return [AgentEvent(event="stop", session_id=session, source=kind, records=records)]
+    if kind == "failed":  # claude's StopFailure: a turn ended by an API error (Stop does not fire then)
+        said = " · ".join(t for t in (_text(payload.get("error")), _text(payload.get("last_assistant_message"))) if t)
+        return [AgentEvent(event="stop", session_id=session, source=kind, records=records, message=said)]
+    if kind == "session":  # claude's SessionStart: only a compaction is news (startup and resume are not)
+        if payload.get("source") == "compact":
+            return [AgentEvent(event="compacted", session_id=session, source=kind)]
+        return []
     if kind == "notification":
         if payload.get("notification_type") == "permission_prompt":
             return [AgentEvent(event="attention", message=str(payload.get("message", "")), source=kind)]
@@ -54,8 +64,25 @@ def events_from(kind: str, payload: dict[str, Any]) -> list[AgentEvent]:
         thread = _text(payload.get("thread-id"))
         # The turn's own input is its receipt (late, but from the agent itself), then the turn's end.
         return [AgentEvent(event="prompt", prompt=latest, session_id=thread, late=True, source=kind),
-                AgentEvent(event="stop", session_id=thread, source=kind)]
+                AgentEvent(event="stop", session_id=thread, source=kind, records=codex_rollout(thread))]
     return []
+
+
+def codex_rollout(thread: str | None, env: dict[str, str] | None = None) -> str:
+    """The rollout file codex keeps for ``thread`` ($CODEX_HOME/sessions/YYYY/MM/DD/rollout-<time>-<thread>.jsonl),
+    where the bridge reads its token counts and limits: today's and yesterday's folders first, then all of them."""
+    if not thread or "/" in thread or "*" in thread:
+        return ""
+    env = dict(os.environ) if env is None else env
+    sessions = Path(env.get("CODEX_HOME") or Path(env.get("HOME", "~")).expanduser() / ".codex") / "sessions"
+    pattern = f"rollout-*-{thread}.jsonl"
+    now = time.time()
+    for day in (now, now - 86400):
+        found = sorted((sessions / time.strftime("%Y/%m/%d", time.localtime(day))).glob(pattern))
+        if found:
+            return str(found[-1])
+    found = sorted(sessions.glob(f"*/*/*/{pattern}"))
+    return str(found[-1]) if found else ""
 
 
 def handle(run_dir: Path, role: str, kind: str, raw: str) -> None:

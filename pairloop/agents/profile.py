@@ -36,6 +36,7 @@ class LaunchContext:
     extra_args: tuple[str, ...] = ()
     yolo: bool = False
     session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    resume_id: str | None = None  # resume this conversation of the agent's instead of starting a new one
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class AgentProfile:
     yolo_flag: str = ""
     sets_session_id: bool = False  # pairloop chooses the agent's session id (claude --session-id)
     install_hint: str = ""  # how to install its program, for the error and for `pairloop doctor`
+    resumable: bool = False  # can be started again on its own earlier conversation (LaunchContext.resume_id)
+    records: str = ""  # the shape of its own records, where the bridge reads its tokens and limits (bridge.usage)
+    resume_refused: tuple[str, ...] = ()  # what its screen says when it cannot resume that conversation
 
     def argv(self, ctx: LaunchContext) -> list[str]:
         return [*self.command, *self.build_args(self, ctx), *ctx.extra_args]

@@ -80,3 +80,35 @@ def default_roles(config: dict[str, Any], env: dict[str, str] | None = None) -> 
     worker = env.get("PAIRLOOP_WORKER") or str(config.get("worker", DEFAULT_WORKER))
     reviewer = env.get("PAIRLOOP_REVIEWER") or str(config.get("reviewer", DEFAULT_REVIEWER))
     return worker, reviewer
+
+
+DEFAULT_VERIFY_TIMEOUT = 600.0
+
+
+def verify_settings(config: dict[str, Any]) -> tuple[str | tuple[str, ...], float]:
+    """The verification gate's command (a string runs through the shell, a list as it is; "" for none) and its
+    timeout in seconds, from the configuration as it stands now (at start: the run records it)."""
+    command = config.get("verify", "")
+    if isinstance(command, list) and all(isinstance(a, str) for a in command):
+        command = tuple(command)
+    elif not isinstance(command, str):
+        raise UsageProblem("verify in the configuration must be a command: a string, or a list of strings")
+    timeout = config.get("verify_timeout", DEFAULT_VERIFY_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise UsageProblem("verify_timeout in the configuration must be a number of seconds above 0")
+    return command, float(timeout)
+
+
+def spending_settings(config: dict[str, Any]) -> tuple[tuple[str, ...], int]:
+    """The ``notify`` command (a list of words, or a string split like a shell would; () for none), which gets one
+    JSON object per call to the human on stdin, and the token budget ``max_tokens`` (0: none), from the
+    configuration as it stands now (at start: the run records both)."""
+    notify = config.get("notify", ())
+    if isinstance(notify, str):
+        notify = shlex.split(notify)
+    if not (isinstance(notify, list | tuple) and all(isinstance(a, str) for a in notify)):
+        raise UsageProblem("notify in the configuration must be a command: a list of strings")
+    max_tokens = config.get("max_tokens", 0)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+        raise UsageProblem("max_tokens in the configuration must be a whole number of tokens (0: no budget)")
+    return tuple(notify), max_tokens

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import time
@@ -21,6 +22,7 @@ from bridge import (
     Manifest,
     Message,
     ProtocolSettings,
+    RecordsRoot,
     RoleSpec,
     RunState,
     Tmux,
@@ -28,12 +30,16 @@ from bridge import (
     TmuxPlace,
     append_once,
     child_env,
+    config_fingerprint,
     git,
+    keeper_argv,
+    keeper_pane_hook,
     new_message_id,
     outbox_dir,
     partner_of,
     poll,
     post,
+    record_panes,
     targets,
     write_atomic,
     write_manifest,
@@ -44,11 +50,25 @@ from bridge import (
 )
 from pairloop.agents.briefs import brief_path, render_brief
 from pairloop.agents.profile import TRUST_DIALOG, AgentProfile, LaunchContext, profile
+from pairloop.agents.records import records_roots
 from pairloop.errors import PairloopError
-from pairloop.runs.config import agent_settings, read_config
+from pairloop.runs.baseline import worktree_notice
+from pairloop.runs.config import agent_settings, read_config, spending_settings, verify_settings
 from pairloop.runs.launch import LaunchSpec, write_launch_spec
-from pairloop.runs.store import AGREED, RUNNING, STOPPED, Run, base_commit, create_run_dir, load_run, slug
+from pairloop.runs.recording import recording_settings
+from pairloop.runs.store import (
+    AGREED,
+    RUNNING,
+    STOPPED,
+    Run,
+    base_commit,
+    create_run_dir,
+    load_run,
+    new_run_id,
+    slug,
+)
 from pairloop.runs.workspace import launch, open_workspace
+from pairloop.runs.worktree import add_worktree, plan_removal, remove
 from pairloop.summary.plan import TEMPLATE, template_text
 
 
@@ -79,6 +99,14 @@ class StartOptions:
     mirror: bool = True  # what the human tells one agent reaches the other as context
     max_rounds: int = 6
     max_messages: int = 200
+    record: bool | None = None  # each agent pane recorded into <role>.cast; None: as configured (on by default)
+    record_limit_mb: float | None = None  # per recording; at the limit it stops, and says so
+    worktree: bool = False  # the run works in a worktree of its own, on a new branch (see pairloop.runs.worktree)
+    branch: str | None = None  # that branch's name; None: pairloop/<run id>
+    verify: str | tuple[str, ...] | None = None  # the verification gate's command; None: from the configuration
+    verify_timeout: float | None = None  # seconds; None: from the configuration (default 600)
+    max_tokens: int | None = None  # the run's token budget (0: none); None: from the configuration
+    notify: tuple[str, ...] | None = None  # called on each call to the human; None: from the configuration
 
 
 def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
@@ -94,11 +122,29 @@ def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
     profiles = {role: profile(agents[role], settings[role]) for role in AGENT_ROLES}
     for prof in profiles.values():
         prof.check_installed()
-    run_id, run_dir, mailbox = create_run_dir(repo)
+    run_id = new_run_id()
+    # With a worktree, the agents, the checkpoints and the summary work there, and the user's checkout is left alone.
+    work, branch = add_worktree(repo, run_id, options.branch) if options.worktree else (repo, None)
+    if branch:  # the worktree has the committed configuration; the checkout's (the human's, now) is what runs
+        flags = {"verify": options.verify, "verify_timeout": options.verify_timeout, "notify": options.notify,
+                 "max_tokens": options.max_tokens}
+        said = worktree_notice(work, config, {key for key, value in flags.items() if value is not None})
+        if said:
+            print(said, file=sys.stderr)
     session = f"pairloop-{slug(repo.name)}-{run_id}"
     yolo = " · YOLO: permission checks off" if options.yolo else ""
     titles = {role: f"{role} · {profiles[role].name}{yolo}" for role in AGENT_ROLES} | {"bridge": "bridge"}
-    panes = open_workspace(tmux, session, repo, titles)
+    made: list[Path] = []
+    try:  # a run that could not be set up leaves no worktree, branch or run directory without run.json behind
+        run_id, run_dir, mailbox = create_run_dir(work, run_id)
+        made += [run_dir, mailbox]
+        panes = open_workspace(tmux, session, work, titles)
+    except BaseException:
+        if branch:
+            remove(plan_removal(run_id, repo, work, branch), force=True)
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     try:
         contexts = {}
         template = mailbox / TEMPLATE  # for the agents to read, in their own workspace
@@ -117,35 +163,58 @@ def start_run(tmux: Tmux, repo: Path, task: str, options: StartOptions,
             id=run_id, task=task, repo=str(repo), base_commit=base_commit(repo),
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), state=RUNNING, yolo=options.yolo,
             tmux=TmuxPlace(socket_path=tmux.socket_path(), session=session), mailbox=str(mailbox),
+            workdir=str(work) if branch else None, branch=branch,
             bridge_pane=panes.bridge,
+            # What the bridge runs on every checkpoint, from the human only: the flag, or the configuration now.
+            verify=options.verify if options.verify is not None else verify_settings(config)[0],
+            verify_timeout=options.verify_timeout or verify_settings(config)[1],
+            config_at_start=config_fingerprint(work),
+            notify=options.notify if options.notify is not None else spending_settings(config)[0],
+            recording=recording_settings(config, env, options.record, options.record_limit_mb),
             # What the bridge runs once the pair agrees: the summary, written without anyone asking.
             on_agreement=(sys.executable, "-m", "pairloop", "summarize", "--run", run_id, "--quiet"),
             protocol=ProtocolSettings(plan=options.plan, mirror=options.mirror,
-                                      limits=Limits(max_rounds=options.max_rounds, max_messages=options.max_messages)),
-            roles={role: role_spec(profiles[role], panes.by_role()[role], contexts[role], argvs[role], options.trust)
+                                      limits=Limits(max_rounds=options.max_rounds, max_messages=options.max_messages,
+                                                    max_tokens=spending_settings(config)[1] if options.max_tokens
+                                                    is None else options.max_tokens)),
+            roles={role: role_spec(profiles[role], panes.by_role()[role], contexts[role], argvs[role], options.trust,
+                                   records_roots(profiles[role], agent_env(env, run_dir, role, profiles[role]),
+                                                 run_dir, role))
                    for role in AGENT_ROLES},
         )
         write_manifest(run_dir, manifest)
+        record_panes(tmux, run_dir, manifest)  # before the agents start, so their first output is recorded
         if task.strip():
             post(outbox_dir(mailbox), Message(new_message_id(), "human", ("worker",), task, "task"))
-        launch(tmux, panes.bridge, [sys.executable, "-m", "bridge", str(run_dir)])
+        launch_bridge(tmux, panes.bridge, run_dir)
         for role in AGENT_ROLES:
-            write_launch_spec(run_dir, role, LaunchSpec(argv=tuple(argvs[role]), cwd=str(repo),
+            write_launch_spec(run_dir, role, LaunchSpec(argv=tuple(argvs[role]), cwd=str(work),
                                                         env=agent_env(env, run_dir, role, profiles[role])))
             launch(tmux, panes.by_role()[role], [sys.executable, "-m", "pairloop.runs.launch", str(run_dir), role])
     except BaseException:
         tmux.kill_session(session)
+        if branch:  # a worktree nothing was done in yet
+            remove(plan_removal(run_id, repo, work, branch), force=True)
         raise
     return load_run(run_dir)
 
 
-def role_spec(prof: AgentProfile, pane: str, ctx: LaunchContext, argv: list[str], trust: bool) -> RoleSpec:
+def launch_bridge(tmux: Tmux, pane: str, run_dir: Path) -> None:
+    """(Re)start the run's bridge in ``pane``: its keeper, which runs the bridge and starts it again when it dies
+    (see bridge.keeper); the pane itself is started again if the keeper is killed. For start and resume alike."""
+    tmux.run(*keeper_pane_hook(pane))
+    launch(tmux, pane, keeper_argv(sys.executable, run_dir))
+
+
+def role_spec(prof: AgentProfile, pane: str, ctx: LaunchContext, argv: list[str], trust: bool,
+              roots: tuple[RecordsRoot, ...] = ()) -> RoleSpec:
     """What run.json says of one role: everything the bridge needs, and what to resume it with later."""
     answers = {TRUST_DIALOG: Answer(keys=prof.trust_keys, choose=prof.trust_choice)} \
         if trust and (prof.trust_keys or prof.trust_choice) else {}
     return RoleSpec(agent=prof.name, pane=pane, submit_key=prof.submit_key, screen=prof.rules,
                     turn_hooks=prof.turn_hooks, answers=answers,
-                    session_id=ctx.session_id if prof.sets_session_id else None, model=ctx.model, command=argv[0])
+                    session_id=ctx.session_id if prof.sets_session_id else None, model=ctx.model, command=argv[0],
+                    args=ctx.extra_args, records=prof.records, records_roots=roots)
 
 
 def wait_until_running(tmux: Tmux, run: Run, timeout: float = 30.0) -> dict[str, str]:
@@ -185,6 +254,14 @@ def request_control(run: Run, action: Literal["pause", "unpause"]) -> None:
     if run.stopped:
         raise PairloopError(f"run {run.id} is stopped")
     request(run.dir, new_message_id(), action)
+
+
+def overrule_done(run: Run, note: str) -> None:
+    """The human accepts the work as it is, over the done gate (`pairloop done --force`): a request in control/,
+    in the run directory, where the agents do not write (their outbox is in their workspace)."""
+    if run.stopped:
+        raise PairloopError(f"run {run.id} is stopped")
+    request(run.dir, new_message_id(), "done", note=note)
 
 
 def bridge_running(run: Run) -> bool:
@@ -233,7 +310,8 @@ def stop_run(tmux: Tmux, run: Run, timeout: float = 10.0) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` still runs as ours (a zombie waiting to be reaped does not count)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -252,10 +330,10 @@ def end_panes(pids: list[int], grace: float = 3.0) -> None:
     for sig in (None, signal.SIGTERM, signal.SIGKILL):
         if sig is not None:
             for pid in pids:
-                if _alive(pid):
+                if process_alive(pid):
                     with contextlib.suppress(OSError):
                         os.killpg(pid, sig)
-        if poll(lambda: not any(_alive(p) for p in pids), grace, delay=0.05, max_delay=0.05):
+        if poll(lambda: not any(process_alive(p) for p in pids), grace, delay=0.05, max_delay=0.05):
             return
 
 
@@ -280,7 +358,7 @@ def wait_for_summary(run: Run, timeout: float) -> bool:
             return False  # due, and still not started
     if pid is None or pid < 0:
         return True
-    return bool(poll(lambda: not _alive(pid), timeout, delay=0.05, max_delay=0.05))
+    return bool(poll(lambda: not process_alive(pid), timeout, delay=0.05, max_delay=0.05))
 
 
 def tmux_for(run: Run) -> Tmux:

@@ -39,7 +39,7 @@ from bridge import git as git  # noqa: PLC0414 (re-exported: the summary's diges
 from bridge import (
     ledger_path as ledger_file,
 )
-from pairloop.errors import NoSuchRun, UsageProblem
+from pairloop.errors import NoSuchRun, PairloopError, UsageProblem
 from pairloop.runs.launch import LAUNCH
 
 STATE_DIR = ".pairloop"
@@ -99,12 +99,16 @@ def exclude_from_git(repo: Path) -> None:
             f.write(("" if not lines or exclude.read_text().endswith("\n") else "\n") + f"/{STATE_DIR}/\n")
 
 
-def create_run_dir(repo: Path) -> tuple[str, Path, Path]:
-    """A new run's id, its run directory (private, outside the repository) and its mailbox (in it)."""
-    run_id = new_run_id()
+def create_run_dir(repo: Path, run_id: str | None = None) -> tuple[str, Path, Path]:
+    """A new run's id, its run directory (private, outside the repository) and its mailbox (in ``repo``: the
+    work tree the agents work in, the run's own worktree when it has one)."""
+    run_id = run_id or new_run_id()
     run_dir = runs_dir() / run_id
     private_dir(run_dir.parent)
-    run_dir.mkdir(mode=0o700)
+    try:
+        run_dir.mkdir(mode=0o700)
+    except FileExistsError:  # never another run's directory: its files are that run's
+        raise PairloopError(f"run {run_id} exists already ({run_dir}): start again for a new run id") from None
     private_dir(run_dir / LAUNCH)
     private_dir(repo / STATE_DIR)
     mailbox = private_dir(mailboxes_dir(repo) / run_id)
@@ -226,26 +230,60 @@ def all_runs() -> list[Run]:
 
 
 def list_runs(repo: Path) -> list[Run]:
-    """This repo's runs, newest first."""
+    """This repo's runs, newest first: those started in it, and the one whose worktree it is."""
     where = str(repo.resolve())
-    return [r for r in all_runs() if r.manifest.repo == where]
+    return [r for r in all_runs() if where in (r.manifest.repo, r.manifest.workdir)]
 
 
 def find_run(repo: Path, run_id: str | None, env: dict[str, str] | None = None, active: bool = True) -> Run:
-    """--run ID (or a unique prefix), else the run this agent pane belongs to, else the newest active run."""
+    """The run a command goes to (see :func:`choose_run`)."""
+    return choose_run(repo, run_id, env, active).run
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The run a command goes to, and a note for the user when that was a choice among several."""
+
+    run: Run
+    note: str = ""
+
+
+def choose_run(repo: Path, run_id: str | None, env: dict[str, str] | None = None, active: bool = True) -> Chosen:
+    """--run ID (or a unique prefix; this repo's runs first, then any of this user's), else the run this agent
+    pane belongs to, else the run whose worktree ``repo`` is, else the newest active run started in ``repo``
+    (with a note naming the others when several are active)."""
     env = dict(os.environ) if env is None else env
-    runs = list_runs(repo)
     if run_id:
-        matches = [r for r in runs if r.id == run_id] or [r for r in runs if r.id.startswith(run_id)]
-        if not matches:
-            raise NoSuchRun(f"no run {run_id!r} in {repo}")
-        if len(matches) > 1:
-            raise UsageProblem(f"{run_id!r} matches several runs: {', '.join(r.id for r in matches)}")
-        return matches[0]
+        return Chosen(_by_id(repo, run_id))
     if env.get("PAIRLOOP_RUN_DIR"):
-        return load_run(Path(env["PAIRLOOP_RUN_DIR"]))
+        try:
+            return Chosen(load_run(Path(env["PAIRLOOP_RUN_DIR"])))
+        except NoSuchRun as exc:  # a shell left from an agent pane of a run since removed, say
+            raise NoSuchRun(f"PAIRLOOP_RUN_DIR names no run: {exc} (unset it, or choose with --run ID)") from None
+    where = str(repo.resolve())
+    runs = list_runs(repo)
     candidates = [r for r in runs if not r.stopped] if active else runs
-    if not candidates:
+    own = [r for r in candidates if r.manifest.workdir == where]
+    if own:
+        return Chosen(own[0])
+    started_here = [r for r in candidates if r.manifest.repo == where]
+    if not started_here:
         which = "active run" if active else "run"
         raise NoSuchRun(f"no {which} in {repo} (start one with `pairloop start`)")
-    return candidates[0]
+    chosen = started_here[0]
+    others = [r for r in started_here[1:] if not r.stopped]
+    note = ""
+    if not chosen.stopped and others:
+        note = (f"to run {chosen.id}, the newest of {len(others) + 1} active runs in {repo} (others: "
+                f"{', '.join(r.id for r in others)}; choose with --run ID, or run it in that run's worktree)")
+    return Chosen(chosen, note)
+
+
+def _by_id(repo: Path, run_id: str) -> Run:
+    for runs in (list_runs(repo), all_runs()):
+        matches = [r for r in runs if r.id == run_id] or [r for r in runs if r.id.startswith(run_id)]
+        if len(matches) > 1:
+            raise UsageProblem(f"{run_id!r} matches several runs: {', '.join(r.id for r in matches)}")
+        if matches:
+            return matches[0]
+    raise NoSuchRun(f"no run {run_id!r} in {repo} (`pairloop ls --all` lists every run)")

@@ -100,6 +100,50 @@ def left_open(digest: dict[str, Any]) -> list[str]:
         lines.append(f"- The relay is paused: {digest['paused']}{by}")
     if digest["state"] != "agreed":
         lines.append("- The pair has not agreed the work is done.")
+    checks = digest.get("checks", [])
+    if checks and checks[-1]["result"] != "passed":
+        last = checks[-1]
+        lines.append(f"- The last verification (round {last['round']}, `{last['checkpoint']}`) did not pass: "
+                     f"{last['result']}.")
+    return lines
+
+
+def check_line(c: dict[str, Any]) -> str:
+    """One verification the bridge ran, as facts: round, checkpoint, command, exit status, duration."""
+    status = f"exit status {c['exit_status']}" if c["exit_status"] is not None else "no exit status"
+    return (f"- Round {c['round']}, checkpoint `{c['checkpoint']}` ({c['commit']}): `{c['command']}` — "
+            f"{c['result']} ({status}, {c['duration']:.1f} s)")
+
+
+def spending(digest: dict[str, Any]) -> list[str]:
+    """Tokens per agent, as the agents' own records count them, and the usage limits they hit ([] when the
+    agents reported none: a custom agent, or a run before any turn ended)."""
+    tokens = digest.get("tokens") or {}
+    limits = digest.get("usage_limits") or []
+    if not tokens.get("roles") and not limits:
+        return []
+    out = ["", "## Tokens", ""]
+    for role, t in tokens.get("roles", {}).items():
+        out.append(f"- {role}: {t['total']:,} ({t['input']:,} in, of them {t['cached']:,} from a cache; "
+                   f"{t['output']:,} out)")
+    if tokens.get("roles"):
+        budget = f", of a budget of {tokens['max_tokens']:,}" if tokens.get("max_tokens") else ""
+        out.append(f"- Total: {tokens['total']['total']:,}{budget} (from the agents' own records)")
+    out += [f"- The {e['role']} hit a usage or rate limit: {e['reason']}" for e in limits]
+    return out
+
+
+def proof_of_work(digest: dict[str, Any]) -> list[str]:
+    """Where the run report is, and how to watch the panes again (when they were recorded)."""
+    run = digest["run"]
+    lines = [f"- The run report, `report.html` in the run's directory: the verdict, every round's checkpoint with "
+             f"its diff, findings and verification, and both panes' screens at each checkpoint. "
+             f"`pairloop report --run {run} --open` opens it."]
+    recorded = digest.get("recordings") or []
+    if recorded:
+        which = "Both panes were" if len(recorded) > 1 else f"The {recorded[0]}'s pane was"
+        lines.append(f"- {which} recorded (asciicast v2, in the run's directory): `pairloop replay --run {run} "
+                     f"--role {recorded[0]}` plays one back, `--from-round N` from a round's checkpoint.")
     return lines
 
 
@@ -124,12 +168,19 @@ def pr_body(digest: dict[str, Any], prose: str = "", budget: int = DIFF_BUDGET) 
     out += [f"- {h['kind']}{' to ' + ', '.join(h['to']) if h['to'] else ''}{_cite(h['seq'])}"
             f"{': ' + h['text'].splitlines()[0] if h['text'] else ''}" for h in digest["human"]] or ["- None."]
     out += ["", "## How it was verified", ""]
+    checks = digest.get("checks", [])
+    if checks:
+        out += ["Run by pairloop on each review checkpoint, in a clean worktree of it:", ""]
+        out += [check_line(c) for c in checks]
+        out += ["", "What the agents said they ran:", ""]
     out += [f"- `{v['command']}` — {v['said_by']}{_cite(v['seq'])}" for v in digest["verification"]] or [
         "- The agents named no command they ran."]
     if not verdicts:
         out.append("- No verdict was given.")
+    out += spending(digest)
     out += ["", "## Left open", ""]
     out += left_open(digest) or ["- Nothing."]
+    out += ["", "## Proof of work", "", *proof_of_work(digest)]
     out += ["", f"<sub>Written by `pairloop summarize` from run {digest['run']}: every statement above comes from "
             "the run's ledger (#n are its message numbers) or from git.</sub>", ""]
     return "\n".join(out)

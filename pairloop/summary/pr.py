@@ -43,15 +43,28 @@ def notes_of(run: Run) -> tuple[str, Path]:
     return first.removeprefix("# ").strip(), body
 
 
+def where(run: Run) -> Path:
+    """Where gh and git run: the run's worktree while it exists, else the repository."""
+    work = Path(run.manifest.work_tree)
+    return work if work.is_dir() else Path(run.manifest.repo)
+
+
+def branch_of(run: Run) -> str:
+    """The run's own branch (a run with a worktree), else the branch checked out where it worked."""
+    return run.manifest.branch or git(where(run), "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+
+
 def plan_pr(run: Run, gh: str = "gh") -> PrPlan:
     title, body = notes_of(run)
-    return PrPlan([gh, "pr", "create", "--draft", "--title", title, "--body-file", str(body)], title, body)
+    head = ["--head", run.manifest.branch] if run.manifest.branch else []
+    return PrPlan([gh, "pr", "create", "--draft", *head, "--title", title, "--body-file", str(body)], title, body)
 
 
 def plan_update(run: Run, gh: str = "gh") -> PrPlan:
-    """`gh pr edit` of the PR open for the current branch: its title and body from the run's notes."""
+    """`gh pr edit` of the PR open for the run's branch: its title and body from the run's notes."""
     title, body = notes_of(run)
-    return PrPlan([gh, "pr", "edit", "--title", title, "--body-file", str(body)], title, body)
+    branch = [run.manifest.branch] if run.manifest.branch else []
+    return PrPlan([gh, "pr", "edit", *branch, "--title", title, "--body-file", str(body)], title, body)
 
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -68,18 +81,21 @@ def check_gh(repo: Path, gh: str = "gh") -> None:
 
 def check_ready(run: Run, gh: str = "gh") -> None:
     """Clear errors for every reason `gh pr create` would fail or do the wrong thing."""
-    repo = Path(run.manifest.repo)
+    repo = where(run)
     check_gh(repo, gh)
-    branch = git(repo, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+    branch = branch_of(run)
     if not branch or branch == "HEAD":
         raise PairloopError("the repository is not on a branch (detached HEAD): check out a branch first")
-    upstream = git(repo, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}")
+    # The run's branch by name: its worktree may be gone, and the user's checkout is on another branch.
+    named = branch if run.manifest.branch else "HEAD"
+    upstream = git(repo, "rev-parse", "--abbrev-ref", "--symbolic-full-name", f"{named}@{{u}}")
     if upstream.returncode != 0:
         raise PairloopError(f"branch {branch!r} is not pushed: run `git push -u origin {branch}` first")
-    ahead = git(repo, "rev-list", "--count", "@{u}..HEAD").stdout.strip()
+    ahead = git(repo, "rev-list", "--count", f"{named}@{{u}}..{named}").stdout.strip()
     if ahead not in ("", "0"):
         raise PairloopError(f"branch {branch!r} has {ahead} commit(s) not pushed: run `git push` first")
-    existing = _run([gh, "pr", "view", "--json", "url", "--jq", ".url"], repo)
+    view = [branch] if run.manifest.branch else []
+    existing = _run([gh, "pr", "view", *view, "--json", "url", "--jq", ".url"], repo)
     if existing.returncode == 0 and existing.stdout.strip():
         url = existing.stdout.strip()
         raise PrExists(f"a PR already exists for {branch!r}: {url} (update its body with `pairloop pr --update`)",
@@ -89,7 +105,7 @@ def check_ready(run: Run, gh: str = "gh") -> None:
 def create(run: Run, gh: str = "gh") -> str:
     plan = plan_pr(run, gh)  # no notes yet: say so before anything about gh or the branch
     check_ready(run, gh)
-    out = _run(plan.argv, Path(run.manifest.repo))
+    out = _run(plan.argv, where(run))
     if out.returncode != 0:
         raise PairloopError(f"gh pr create failed: {(out.stderr or out.stdout).strip()}")
     return out.stdout.strip()
@@ -98,7 +114,7 @@ def create(run: Run, gh: str = "gh") -> str:
 def update(run: Run, gh: str = "gh") -> str:
     """Replace the body (and title) of the PR already open for this branch with the run's notes."""
     plan = plan_update(run, gh)
-    repo = Path(run.manifest.repo)
+    repo = where(run)
     check_gh(repo, gh)
     out = _run(plan.argv, repo)
     if out.returncode != 0:
