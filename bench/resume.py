@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from simpair import clean_up, private_tmux, start_sims, throwaway_repo  # noqa: E402
 
 from bridge import Tmux, bridge_running, events_of, poll  # noqa: E402
-from pairloop.runs.lifecycle import send_message  # noqa: E402
+from pairloop.runs.lifecycle import process_alive, send_message  # noqa: E402
 from pairloop.runs.resume import resume_run, wait_until_ready  # noqa: E402
 from pairloop.runs.store import Run, load_run  # noqa: E402
 
@@ -42,17 +42,6 @@ ENV = {"PAIRLOOP_SIM_MODE": "quiet", "PAIRLOOP_SIM_WORK_SECONDS": "0"}
 def stats(values: list[float]) -> dict[str, float]:
     return {"n": len(values), "p50": round(statistics.median(values), 3), "max": round(max(values), 3),
             "mean": round(statistics.mean(values), 3)}
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def notices_delivered(run_dir: Path) -> bool:
@@ -79,7 +68,8 @@ def talk(run: Run) -> None:
 def kill_server(tmux: Tmux, run: Run) -> None:
     pids = tmux.pane_pids(run.session)
     tmux.kill_server()
-    if not poll(lambda: all(gone(p) for p in pids) and not bridge_running(run.dir), 15, delay=0.02, max_delay=0.05):
+    if not poll(lambda: not any(process_alive(p) for p in pids) and not bridge_running(run.dir), 15,
+                delay=0.02, max_delay=0.05):
         raise SystemExit("the panes or the bridge outlived their tmux server")
 
 

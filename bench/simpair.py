@@ -44,12 +44,12 @@ def private_tmux() -> Tmux:
     return Tmux(socket_name=f"pairloop-bench-{uuid.uuid4().hex[:8]}")
 
 
-def start_sims(tmux: Tmux, repo: Path, runs: list[Run]) -> Run:
+def start_sims(tmux: Tmux, repo: Path, runs: list[Run], options: StartOptions | None = None) -> Run:
     """A run through the normal start path, with two sim agents that only record what they receive. It joins
     ``runs`` before it is waited for, so clean_up stops it even if it never gets ready."""
     env = {**os.environ, "PAIRLOOP_SIM_MODE": "quiet", "PAIRLOOP_SIM_WORK_SECONDS": "0"}
     env.pop("TMUX", None)
-    run = start_run(tmux, repo, "", StartOptions("sim", "sim"), env)
+    run = start_run(tmux, repo, "", options or StartOptions("sim", "sim"), env)
     runs.append(run)
     wait_until_running(tmux, run)
     return run

@@ -70,7 +70,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                 "PAIRLOOP_TMUX_SOCKET", "PAIRLOOP_WORKER", "PAIRLOOP_REVIEWER", "PAIRLOOP_SIM_MODE",
                 "PAIRLOOP_SIM_WORK_SECONDS", "PAIRLOOP_SIM_DIALOG", "PAIRLOOP_SIM_STUCK", "PAIRLOOP_SIM_STUBBORN",
                 "PAIRLOOP_SIM_IGNORE_HUP",
-                "PAIRLOOP_SIM_DISPUTE", "PAIRLOOP_WATCH", "PAIRLOOP_HOME", "XDG_STATE_HOME"):
+                "PAIRLOOP_SIM_DISPUTE", "PAIRLOOP_SIM_LENIENT", "PAIRLOOP_WATCH", "PAIRLOOP_HOME", "XDG_STATE_HOME"):
         monkeypatch.delenv(var, raising=False)
     for key, value in (("GIT_AUTHOR_NAME", "Test"), ("GIT_AUTHOR_EMAIL", "test@example.invalid"),
                        ("GIT_COMMITTER_NAME", "Test"), ("GIT_COMMITTER_EMAIL", "test@example.invalid")):

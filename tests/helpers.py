@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from bridge import (
     write_manifest,
 )
 from pairloop.agents.claude import CLAUDE_RULES
-from pairloop.runs.lifecycle import StartOptions, send_message, start_run, wait_until_running
+from pairloop.runs.lifecycle import StartOptions, launch_bridge, send_message, start_run, wait_until_running
 from pairloop.runs.store import Run
 
 
@@ -92,7 +91,7 @@ def restart_bridge(tmux: Tmux, run: Run) -> None:
     from tests.conftest import wait_for
 
     (run.dir / "bridge.lock").unlink(missing_ok=True)  # the pid read next must be the new bridge's
-    tmux.respawn(str(run.manifest.bridge_pane), f"{sys.executable} -m bridge {run.dir}")
+    launch_bridge(tmux, str(run.manifest.bridge_pane), run.dir)
     wait_for(lambda: bridge_running(run.dir), what="the bridge to start again")
 
 

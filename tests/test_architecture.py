@@ -130,6 +130,7 @@ RUN_DIR_OWNERS = {
     "run.json": "bridge/rundir/manifest.py",
     ".run.json.lock": "bridge/rundir/manifest.py",
     "ledger.jsonl": "bridge/rundir/ledger.py",
+    ".cast": "bridge/rundir/cast.py",  # worker.cast, reviewer.cast: the panes' recordings
     "bridge.lock": "bridge/rundir/lock.py",
     "bridge.log": "bridge/report.py",
     "outbox": "bridge/rundir/message.py",
@@ -147,6 +148,8 @@ RUN_DIR_OWNERS = {
     "PLAN.template.md": "pairloop/summary/plan.py",
     "digest.json": "pairloop/summary/summarize.py",
     "PR_NOTES.md": "pairloop/summary/summarize.py",
+    "report.html": "pairloop/summary/report.py",
+    "verify-runs": "bridge/verify.py",  # the verify command's logs, and its temporary worktrees
 }
 _PREFIXES = {name for name in RUN_DIR_OWNERS if name.endswith("-")}
 

@@ -148,5 +148,7 @@ def test_what_an_agent_writes_into_its_workspace_is_never_trusted_as_control(tmu
     assert not (git_repo / "pwned").exists()
     assert load_run(run.dir).manifest.on_agreement == run.manifest.on_agreement
     now = {p: p.read_bytes() for p in trusted}
-    changed = [str(p) for p in trusted if now[p] != trusted[p] and p.name not in ("bridge.log", "bridge.lock")]
+    # The logs and the recordings grow; what matters is that nothing the bridge trusts changed.
+    changed = [str(p) for p in trusted if now[p] != trusted[p] and p.name not in ("bridge.log", "bridge.lock")
+               and p.suffix != ".cast" and not p.name.startswith("sim-session-")]  # the sim's own records
     assert changed == [] or changed == [str(run.dir / "run.json")], changed  # only hooks add session ids there

@@ -46,10 +46,24 @@ def test_claude_settings_allow_only_pairloop_and_hook_every_event(tmp_path: Path
     settings = claude_settings(ctx(tmp_path))
     assert settings["permissions"] == {"allow": ["Bash(pairloop:*)"]}
     hooks = settings["hooks"]
-    assert set(hooks) == {"UserPromptSubmit", "Stop", "Notification"}
+    assert set(hooks) == {"UserPromptSubmit", "Stop", "StopFailure", "Notification", "SessionStart"}
+    assert hooks["StopFailure"][0]["hooks"][0]["command"].endswith(" worker failed")
     command = hooks["Stop"][0]["hooks"][0]["command"]
     assert command == f"{sys.executable} -m pairloop.agents.hook {tmp_path} worker stop"
+    # SessionStart only for a compaction (startup and resume spawn nothing): the role card goes out again.
+    (session_start,) = hooks["SessionStart"]
+    assert session_start["matcher"] == "compact"
+    assert session_start["hooks"][0]["command"] == f"{sys.executable} -m pairloop.agents.hook {tmp_path} worker session"
     assert "bypass" not in json.dumps(settings).lower()
+
+
+def test_claudes_stop_failure_ends_the_turn_and_says_why() -> None:
+    """claude 2.1.332 fires StopFailure, not Stop, when an API error (a 429) ends a turn: still a turn's end."""
+    payload = {"session_id": "d7b86f8d", "transcript_path": "/x/d7b86f8d.jsonl", "hook_event_name": "StopFailure",
+               "error": "rate_limit", "last_assistant_message": "API Error: Request rejected (429) · slow down"}
+    (event,) = events_from("failed", payload)
+    assert (event.event, event.session_id, event.records) == ("stop", "d7b86f8d", "/x/d7b86f8d.jsonl")
+    assert event.message == "rate_limit · API Error: Request rejected (429) · slow down"
 
 
 def test_yolo_passes_each_agents_own_bypass_flag(tmp_path: Path) -> None:

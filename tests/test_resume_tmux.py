@@ -14,7 +14,7 @@ import pytest
 from bridge import bridge_running, parse_envelope
 from bridge.panes.tmux import Tmux
 from pairloop.agents.sim_agent import session_file
-from pairloop.runs.lifecycle import StartOptions, stop_run
+from pairloop.runs.lifecycle import StartOptions, process_alive, stop_run
 from pairloop.runs.resume import resume_run, wait_until_ready
 from pairloop.runs.store import Run, load_run
 from tests.conftest import wait_for
@@ -45,22 +45,11 @@ def pane_pids(tmux: Tmux, run: Run) -> dict[str, int]:
     return out
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def kill_server(tmux: Tmux, run: Run) -> None:
     """What a reboot or `tmux kill-server` does to a run: every pane hung up, the bridge with them."""
     pids = list(pane_pids(tmux, run).values())
     tmux.kill_server()
-    wait_for(lambda: all(gone(p) for p in pids), what="the panes' processes to end")
+    wait_for(lambda: all(not process_alive(p) for p in pids), what="the panes' processes to end")
     wait_for(lambda: not bridge_running(run.dir), what="the bridge to end")
 
 
@@ -192,4 +181,4 @@ def test_a_conversation_that_cannot_be_resumed_starts_afresh_with_a_recap_and_sa
     # Said in the ledger too, and the worker is on a new conversation of its own.
     assert any(e.get("topic") == "recap" and "worker" in e["to"] for e in of_kind(ledger(run), "received"))
     assert load_run(run.dir).manifest.roles["worker"].session_id not in (None, worker_session)
-    assert notices(run, "reviewer", "resumed")
+    wait_for(lambda: notices(run, "reviewer", "resumed"), what="the reviewer's resume notice")
