@@ -20,7 +20,6 @@ from bridge.rundir.manifest import RecordsRoot, Target
 from bridge.usage import FORMATS, RecordFile, Tokens, refusal
 
 LOOK_SECONDS = 5.0  # how often the agents' screens and records are looked at when nothing else wakes the bridge
-RECORDS_SECONDS = 1.0  # known record files are opened at most this often: not on every delivery pass
 SAME_LIMIT_SECONDS = 30.0  # a limit seen on the screen and in the records is one call to the human
 RECAPTURE_SECONDS = 60.0  # a screen tmux calls unchanged is still captured this often (a clock set back, say)
 _ACTIVITY = "#{window_activity}"  # when the pane's window last had output, whole seconds of the wall clock
@@ -35,7 +34,6 @@ class Meter:
         self.called: dict[str, float] = {}  # role -> when its last limit called the human
         self.captured: dict[str, tuple[int, float]] = {}  # role -> its last capture: wall second, monotonic
         self.next_look = 0.0
-        self.next_records = 0.0
         self._started = False
         self.roots: dict[str, tuple[RecordsRoot, ...]] = {}  # role -> where its records may be (run.json)
         self.refused: set[tuple[str, str]] = set()  # (role, path) refused and said once: never read
@@ -46,8 +44,7 @@ class Meter:
         return self.next_look if watched else None
 
     def read(self, paths: dict[str, list[str]], referee: Referee, now: float | None = None) -> Effects:
-        """New tokens and limits from the records (a newly reported file at once, the known ones at most every
-        RECORDS_SECONDS), and limits on the screens (every LOOK_SECONDS).
+        """New tokens and limits from the records (each look), and limits on the screens (every LOOK_SECONDS).
         An agent's count is over every record file it reported (and those the ledger says were counted)."""
         now = time.monotonic() if now is None else now
         spend = referee.protocol.spend
@@ -58,18 +55,11 @@ class Meter:
                 if last is not None and last.source == "screen":
                     self.shown[role] = (last.reason, 1 << 30)  # at most as many as now: only a new text is news
         fx = Effects()
-        records_due = now >= self.next_records
-        if records_due:
-            self.next_records = now + RECORDS_SECONDS
         for role, fmt in self.formats.items():
             files = self.files.setdefault(role, {})
-            reported = False  # a file just reported is read at once; the known ones on their schedule
             for path in (*spend.files.get(role, ()), *paths.get(role, ())):
                 if path not in files and self.admit(role, path, fx):
                     files[path] = RecordFile(path, fmt)
-                    reported = True
-            if not (records_due or reported):
-                continue
             fresh = [record for record in files.values() if record.read()]
             if not fresh:
                 continue

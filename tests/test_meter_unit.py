@@ -143,16 +143,3 @@ def test_the_budget_pauses_once_and_the_human_allows_as_much_again(tmp_path: Pat
     referee.apply(TokenUsage(role="worker", input=16_000, output=1_100))
     assert carried(referee, meter.judge(referee)).events[0] == Relay(
         state="paused", by="budget", reason="20,600 tokens used, over the budget of 20,500")
-
-
-def test_known_record_files_are_opened_on_their_schedule_not_on_every_pass(tmp_path: Path) -> None:
-    referee, _, meter = setup(tmp_path)
-    transcript = tmp_path / "t.jsonl"
-    transcript.write_text(json.dumps(claude_assistant("m1", 1000, 50)) + "\n")
-    assert carried(referee, meter.read({"worker": [str(transcript)]}, referee, now=0.0)).events, "read at once"
-    with transcript.open("a") as f:
-        f.write(json.dumps(claude_assistant("m2", 10, 5)) + "\n")
-    soon = meter_module.RECORDS_SECONDS / 2
-    assert not meter.read({}, referee, now=soon).events, "a delivery pass soon after does not open the files"
-    fx = carried(referee, meter.read({}, referee, now=meter_module.RECORDS_SECONDS))
-    assert fx.events == [TokenUsage(role="worker", input=1010, output=55, files=(str(transcript),))]
