@@ -41,13 +41,16 @@ def sent(result_stdout: str) -> str:
 def test_three_pairs_in_one_repository_each_in_its_own_worktree(tmux_server: Tmux, git_repo: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     before = checkout_state(git_repo)
-    first = start_sims(tmux_server, git_repo, "Add greet(), one", StartOptions("sim", "sim", worktree=True), **PAIR)
+    # Each pair signs its own commits: the same work committed in the same second from the same base by the same
+    # author would otherwise be one and the same git object on two branches.
+    first = start_sims(tmux_server, git_repo, "Add greet(), one", StartOptions("sim", "sim", worktree=True), **PAIR,
+                       GIT_AUTHOR_NAME="pair one")
     # The user keeps working in their checkout while the pairs work: an edit, a new file.
     (git_repo / "README.md").write_text("the user's own edit\n")
     (git_repo / "scratch.txt").write_text("the user's notes\n")
     assert not agreed(first), "the user's edit lands while the first pair is still at work"
     runs = [first] + [start_sims(tmux_server, git_repo, f"Add greet(), {n}", StartOptions("sim", "sim", worktree=True),
-                                 **PAIR) for n in ("two", "three")]
+                                 **PAIR, GIT_AUTHOR_NAME=f"pair {n}") for n in ("two", "three")]
     wait_for(lambda: all(agreed(r) for r in runs), timeout=120, what="all three pairs to agree")
     wait_for(lambda: all((r.dir / "PR_NOTES.md").exists() for r in runs), timeout=60, what="the three summaries")
 
