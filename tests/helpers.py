@@ -72,6 +72,18 @@ def queued_reason(run: Run, msg_id: str, to: str) -> str:
     return ""
 
 
+def bridge_pane_shows(tmux: Tmux, run: Run, *texts: str) -> str:
+    """The bridge pane's screen once it shows every text: it prints after it writes the ledger, so poll."""
+    from tests.conftest import wait_for
+    pane = run.manifest.bridge_pane
+
+    def screen() -> str | None:
+        shown = tmux.capture(pane)
+        return shown if all(t in shown for t in texts) else None
+
+    return wait_for(screen, what=f"the bridge pane to show {texts!r}")
+
+
 def bridge_pid(run: Run) -> int:
     """The running bridge's pid (it writes it into its lock file right after taking the lock)."""
     from tests.conftest import wait_for

@@ -13,7 +13,7 @@ import pytest
 from bridge.panes.tmux import Tmux
 from pairloop.runs.lifecycle import StartOptions
 from tests.conftest import wait_for
-from tests.helpers import ledger, prompts, start_sims
+from tests.helpers import bridge_pane_shows, ledger, prompts, start_sims
 
 pytestmark = pytest.mark.tmux
 
@@ -56,6 +56,5 @@ def test_an_outside_program_rewriting_a_file_is_named_and_the_repeat_goes_to_the
     # The worker was told which path changed, and whose change it was.
     told = wait_for(lambda: [p for p in prompts(run, "worker") if "Not done yet" in p], what="the worker told")
     assert "scratch.log" in told[0] and "untracked" in told[0]
-    bridge_pane = tmux_server.capture(run.manifest.bridge_pane)
-    assert "scratch.log" in bridge_pane
+    bridge_pane_shows(tmux_server, run, "scratch.log")
     assert run.protocol().round == rounds_at_pause, "no further round once the human is called"

@@ -11,7 +11,7 @@ from bridge.panes.envelope import parse
 from bridge.panes.tmux import Tmux
 from pairloop.runs.lifecycle import StartOptions, request_control, send_message
 from tests.conftest import wait_for
-from tests.helpers import book, delivered, human_says, ledger, prompts, queued_reason, start_sims
+from tests.helpers import book, bridge_pane_shows, delivered, human_says, ledger, prompts, queued_reason, start_sims
 
 pytestmark = pytest.mark.tmux
 
@@ -70,8 +70,7 @@ def test_the_governor_pauses_a_pair_that_never_converges(tmux_server: Tmux, git_
     protocol = run.protocol()
     assert protocol.paused == "more than 2 review rounds without agreement"
     assert protocol.paused_by == "governor" and protocol.round == 3
-    bridge_pane = tmux_server.capture(run.manifest.bridge_pane)
-    assert "relay paused: more than 2 review rounds without agreement" in bridge_pane
+    bridge_pane_shows(tmux_server, run, "relay paused: more than 2 review rounds without agreement")
     (review3,) = [e for e in book(run).entries.values() if e.message.kind == "review" and "round 3" in e.note]
     wait_for(lambda: queued_reason(run, review3.message.id, "reviewer").startswith("relay paused"),
              what="round 3 held for the human")

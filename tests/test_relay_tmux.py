@@ -20,6 +20,7 @@ from pairloop.runs.store import Run
 from tests.conftest import wait_for
 from tests.helpers import (
     book,
+    bridge_pane_shows,
     bridge_pid,
     delivered,
     events,
@@ -263,9 +264,8 @@ def test_dialog_holds_delivery_and_says_so(tmux_server: Tmux, git_repo: Path) ->
     msg = human_says(run, "worker", "after the dialog")
     reason = "dialog on screen (trust this folder): answer it in the worker pane"
     wait_for(lambda: queued_reason(run, msg.id, "worker") == reason, what="held by the dialog")
-    bridge_screen = tmux_server.capture(run.manifest.bridge_pane)
-    assert f"queued: {reason}" in bridge_screen
-    assert "pairloop: the worker waits for you: trust this folder (answer it in its pane)" in bridge_screen
+    bridge_pane_shows(tmux_server, run, f"queued: {reason}",
+                      "pairloop: the worker waits for you: trust this folder (answer it in its pane)")
     tmux_server.send_keys(run.manifest.roles["worker"].pane, "Enter")  # the human answers it
     wait_for(lambda: delivered(run, msg.id, "worker"), what="delivery after the dialog")
     (got,) = prompts(run, "worker")
@@ -330,8 +330,8 @@ def test_a_composer_that_never_clears_is_retried_once_then_failed_loudly(tmux_se
              what="the failure")
     entry = book(run).entries[msg.id]
     assert entry.reasons["reviewer"] == "the input box did not clear after two submit presses"
-    bridge_screen = tmux_server.capture(run.manifest.bridge_pane)
-    assert 'human → reviewer  #1 "will not go through" FAILED: the input box did not clear' in bridge_screen
+    bridge_pane_shows(tmux_server, run,
+                      'human → reviewer  #1 "will not go through" FAILED: the input box did not clear')
     sends = [e for e in ledger(run) if e["ev"] == "delivering" and msg.id in e["ids"]]
     assert len(sends) == 1, "one paste; the retry is one more submit press, never a second paste"
     pane = run.manifest.roles["reviewer"].pane

@@ -15,7 +15,7 @@ from pairloop.runs.lifecycle import StartOptions, overrule_done, send_message
 from pairloop.runs.store import Run
 from pairloop.views import run_status
 from tests.conftest import wait_for
-from tests.helpers import book, ledger, prompts, queued_reason, start_sims
+from tests.helpers import book, bridge_pane_shows, ledger, prompts, queued_reason, start_sims
 
 pytestmark = pytest.mark.tmux
 
@@ -97,7 +97,7 @@ def test_the_configuration_changed_mid_run_is_flagged_and_changes_nothing(tmux_s
                                                        ("notify", '["sh", "-c", "x"]')}
     wait_for(lambda: "CONFIG CHANGED (notify, verify: ignored)" in status_right(tmux_server, run),
              what="the status line to flag it")
-    assert "changed verify during the run" in tmux_server.capture(run.manifest.bridge_pane)
+    bridge_pane_shows(tmux_server, run, "changed verify during the run")
     assert run_status(run, tmux_server)["config_changes"]["verify"] == '"echo an agent wrote this"'
     send_message(run, "worker", ("reviewer",), "ready", "review")
     (done,) = wait_for(lambda: of(run, "verify_finished"), what="the verification")
@@ -137,4 +137,4 @@ def test_the_human_overrules_a_failing_gate_and_the_ledger_says_so(tmux_server: 
     assert overruled["gate"] == "done" and "FAILED (exit status 4)" in str(overruled["blocker"])
     assert overruled["note"] == "the failure is a known flaky test"
     assert of(run, "run")[-1]["by"] == "human"
-    assert "overruled the done gate" in tmux_server.capture(run.manifest.bridge_pane)
+    bridge_pane_shows(tmux_server, run, "overruled the done gate")
