@@ -9,12 +9,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from bridge.rundir.events import (
     DELIVERY_EVENTS,
     AgentState,
     AnyEvent,
     Delivering,
     Delivery,
+    HumanTurn,
     Received,
     Rejected,
     RunState,
@@ -64,6 +67,8 @@ class Book:
     agent_states: dict[str, str] = field(default_factory=dict)
     rejected: int = 0
     pastes: dict[str, Delivering] = field(default_factory=dict)  # recipient -> the latest paste made to it
+    # The hook event files of what the human typed into a pane: a bridge started again does not hear one twice.
+    human_turns: list[str] = field(default_factory=list)
     # recipient -> the entries still owed to it, oldest first (insertion order is seq order)
     _owed: dict[str, dict[str, Entry]] = field(default_factory=dict)
     _counts: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -91,6 +96,8 @@ class Book:
             self.agent_states[event.role] = event.state
         elif isinstance(event, Rejected):
             self.rejected += 1
+        elif isinstance(event, HumanTurn) and event.event_file:
+            self.human_turns.append(event.event_file)
 
     def _receive(self, event: Received) -> None:
         if event.id in self.entries:
@@ -124,3 +131,32 @@ class Book:
 
     def count(self, recipient: str, state: str) -> int:
         return self._counts[(recipient, state)]
+
+    # ---- kept across a restart (bridge.replay) -------------------------------------------------------------
+
+    def shelved(self) -> Shelf:
+        """Everything the book knows, with its indexes, to be restored as it is (no entry made twice)."""
+        return Shelf(self.order, list(self.entries.values()), self.run_state, self.agent_states, self.rejected,
+                     self.pastes, self.human_turns, {r: list(owed) for r, owed in self._owed.items()},
+                     [(r, state, n) for (r, state), n in self._counts.items()])
+
+    @classmethod
+    def restored(cls, shelf: Shelf) -> Book:
+        entries = dict(zip(shelf.order, shelf.entries, strict=True))
+        return cls(entries, shelf.order, shelf.run_state, shelf.agent_states, shelf.rejected, shelf.pastes,
+                   shelf.human_turns, {r: {i: entries[i] for i in ids} for r, ids in shelf.owed.items()},
+                   Counter({(r, state): n for r, state, n in shelf.counts}))
+
+
+class Shelf(msgspec.Struct, array_like=True):
+    """A book as kept in the ledger's snapshot: its entries in order, each once, and its indexes by id."""
+
+    order: list[str]
+    entries: list[Entry]
+    run_state: str
+    agent_states: dict[str, str]
+    rejected: int
+    pastes: dict[str, Delivering]
+    human_turns: list[str]
+    owed: dict[str, list[str]]
+    counts: list[tuple[str, str, int]]

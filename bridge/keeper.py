@@ -106,6 +106,9 @@ class Keeper:
         self.called = False  # the human was called about a crash loop (and has not been told it is over)
         self._log: Reporter | None = None
         self._tmux: Tmux | None = None
+        # Held in memory only, by the keeper and the bridges it forks: the ledger snapshots one of them writes are
+        # trusted by the next (bridge.rundir.snapshot), by no one else.
+        self.snapshot_key = os.urandom(32)
         self._wake_r, self._wake_w = os.pipe()
         wake_w = self._wake_w
         os.set_blocking(wake_w, False)
@@ -178,7 +181,7 @@ class Keeper:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             from bridge.__main__ import main as bridge_main
 
-            code = bridge_main([str(self.run_dir)])
+            code = bridge_main([str(self.run_dir)], snapshot_key=self.snapshot_key)
         except SystemExit as exc:  # as the interpreter would turn it into an exit status
             if exc.code is None or isinstance(exc.code, int):
                 code = exc.code or 0

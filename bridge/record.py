@@ -21,6 +21,7 @@ class Record:
     referee: Referee
     backlog: list[AnyEvent] = field(default_factory=list)
     problem: str = ""  # why the ledger cannot be written right now ("" when it can)
+    learned: int = 0  # events learnt so far (bridge.replay counts what a snapshot would cover)
 
     def add(self, event: AnyEvent, durable: bool = False) -> AnyEvent:
         """Record ``event``. With ``durable``, raise LedgerWriteError unless it (and all before it) is on disk;
@@ -72,3 +73,4 @@ class Record:
         """Let every view of the run know an event that is already in the ledger (replay at start)."""
         self.book.apply(event)
         self.referee.apply(event)
+        self.learned += 1

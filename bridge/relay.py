@@ -31,14 +31,14 @@ from bridge.panes.tmux import Tmux, TmuxError, tmux_literal
 from bridge.protocol.referee import Referee
 from bridge.record import Record
 from bridge.recording.pipes import record_panes
-from bridge.replay import collector_paused, fold
+from bridge.replay import Keeping, collector_paused, fold, recall
 from bridge.report import Reporter, describe
 from bridge.router import (
     HOUSEKEEPING_SECONDS,
 )
 from bridge.rundir import lock
 from bridge.rundir.events import AnyEvent, BridgeState, Received
-from bridge.rundir.ledger import Ledger, LedgerWriteError, ledger_path, read_ledger
+from bridge.rundir.ledger import Ledger, LedgerWriteError, ledger_path
 from bridge.rundir.manifest import mailbox_of, read_manifest, targets
 from bridge.verify import Verifier
 
@@ -46,8 +46,11 @@ BridgeBusy = lock.BridgeBusy
 
 
 class Bridge:
-    def __init__(self, run_dir: Path, tmux: Tmux, out: TextIO | None = None, lock_fd: int | None = None) -> None:
+    def __init__(self, run_dir: Path, tmux: Tmux, out: TextIO | None = None, lock_fd: int | None = None,
+                 snapshot_key: bytes | None = None) -> None:
         self.run_dir = run_dir
+        self.snapshot_key = snapshot_key  # from the keeper that forked us: its snapshots are ours (bridge.replay)
+        self.keeping: Keeping | None = None
         self.tmux = tmux
         self.manifest = read_manifest(run_dir)
         self.targets = targets(self.manifest)
@@ -94,14 +97,21 @@ class Bridge:
         ledger = Ledger(path)
         repaired = ledger.repair()
         with collector_paused():  # the history's objects all live on: collecting while they are made is waste
-            replay = read_ledger(path)
-            self.desk.open(Record(ledger, Book(), self.referee))
-            fold(self.record, replay.events, self.intake.replayed)
+            recalled = recall(self.run_dir, path, self.snapshot_key)
+            self.referee.restore(recalled.protocol, recalled.protocol_started)
+            self.desk.open(Record(ledger, recalled.book, self.referee))
+            fold(self.record, recalled.replay.events)
+        ledger.read_up_to(recalled.replay.end)
+        self.intake.seen.update(self.book.human_turns)  # heard already: never recorded twice
+        self.keeping = Keeping(self.run_dir, self.snapshot_key, recalled.covered + self.record.learned,
+                               self.record.learned, recalled.damaged, recalled.covered)
         if repaired is not None:
             self.report.line(f"ledger: cut off {repaired.cut_bytes} bytes of an unfinished line at offset "
                              f"{repaired.offset} (a write cut short)")
-        for damaged in replay.damaged:
+        for damaged in recalled.damaged:
             self.report.line(damaged.describe())
+        if recalled.news:
+            self.report.line(f"ledger snapshot not used: {recalled.why_not}; the whole ledger was read instead")
         self.add(BridgeState(state="started", pid=os.getpid()))
         self.carry_out(self.referee.begin())
         if self.manifest.bridge_pane:  # terminal notifications pass through tmux from this pane alone (bridge.notify)
@@ -109,7 +119,10 @@ class Bridge:
                 self.tmux.set_pane_option(self.manifest.bridge_pane, "allow-passthrough", "on")
         self.carry_out(self.verifier.clean_stale(self.referee.protocol))
         queued = sum(self.book.owed(r) for r in self.targets)
-        self.report.line(f"bridge started · {len(self.book.order)} messages in the ledger · {queued} to deliver")
+        snapshot = f" (from its snapshot and {len(recalled.replay.events)} events after it)" if recalled.covered \
+            else ""
+        self.report.line(f"bridge started · {len(self.book.order)} messages in the ledger{snapshot} · {queued} to "
+                         "deliver")
 
     def run(self) -> int:
         from bridge.inbox.watcher import start_watching
@@ -196,6 +209,15 @@ class Bridge:
         self.courier.deliver_to_human()
         self.take_stock()
         self.update_status_line()
+        self.keep_snapshot()
+
+    def keep_snapshot(self) -> None:
+        """Now and then, the views as they are now go to the ledger's snapshot, for the next start (bridge.replay)."""
+        owed = sum(self.book.owed(r) for r in self.targets)
+        if self.keeping is not None and self.keeping.due(self.record, owed, time.monotonic()):
+            problem = self.keeping.keep(self.record, self.referee.protocol, self.referee.protocol_started)
+            if problem:
+                self.report.line(problem)
 
     def watch_spending(self) -> None:
         """Tokens and usage limits from the agents' records and screens; the token budget; notifications that

@@ -130,6 +130,7 @@ RUN_DIR_OWNERS = {
     "run.json": "bridge/rundir/manifest.py",
     ".run.json.lock": "bridge/rundir/manifest.py",
     "ledger.jsonl": "bridge/rundir/ledger.py",
+    "ledger.snapshot": "bridge/rundir/snapshot.py",
     ".cast": "bridge/rundir/cast.py",  # worker.cast, reviewer.cast: the panes' recordings
     "bridge.lock": "bridge/rundir/lock.py",
     "bridge.log": "bridge/report.py",

@@ -22,7 +22,7 @@ from bridge.protocol.referee import Referee
 from bridge.rolecard import resumed
 from bridge.rundir.agent_events import EVENTS, InvalidAgentEvent, events_dir, read_agent_event
 from bridge.rundir.control import InvalidControl, control_dir, read_control
-from bridge.rundir.events import AnyEvent, HumanTurn, Received, Rejected
+from bridge.rundir.events import HumanTurn, Received, Rejected
 from bridge.rundir.files import private_dir
 from bridge.rundir.message import OUTBOX
 
@@ -93,10 +93,6 @@ class Intake:
 
     def watched(self) -> list[Path]:
         return [self.outbox, self.mailbox / EVENTS, control_dir(self.run_dir)]
-
-    def replayed(self, event: AnyEvent) -> None:
-        if isinstance(event, HumanTurn) and event.event_file:
-            self.seen.add(event.event_file)
 
     # ---- control requests ------------------------------------------------------------------------------
 

@@ -76,6 +76,14 @@ class Referee:
             self._seen_protocol = True
         self.protocol.apply(event)
 
+    def restore(self, protocol: Protocol, protocol_started: bool) -> None:
+        """Begin from the protocol a snapshot kept (bridge.replay), instead of a new one."""
+        self.protocol, self._seen_protocol = protocol, protocol_started
+
+    @property
+    def protocol_started(self) -> bool:
+        return self._seen_protocol
+
     def begin(self) -> Effects:
         """The run's first bridge start records the protocol it runs under."""
         if self._seen_protocol:

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 import time
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
-from bridge.rundir.files import private_dir, write_atomic
+from bridge.rundir.files import NotAFile, open_regular, private_dir, write_atomic
 
 EVENTS = "events"
 AgentEventKind = Literal["prompt", "stop", "attention", "compacted"]
@@ -67,19 +66,11 @@ def open_untrusted(path: str | Path) -> tuple[int, os.stat_result]:
     block the bridge, or a device). Returns the descriptor (the caller closes it) and its stat; a file that is
     not there raises InvalidAgentEvent with ``missing`` set."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+        return open_regular(path)
+    except NotAFile as exc:
+        raise InvalidAgentEvent(exc.strerror or "not a regular file") from None
     except OSError as exc:
-        reason = "a symlink, not a file" if exc.errno == errno.ELOOP else f"unreadable: {exc.strerror}"
-        raise InvalidAgentEvent(reason, missing=exc.errno == errno.ENOENT) from None
-    try:
-        st = os.fstat(fd)
-    except OSError as exc:
-        os.close(fd)
-        raise InvalidAgentEvent(f"unreadable: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise InvalidAgentEvent("not a regular file")
-    return fd, st
+        raise InvalidAgentEvent(f"unreadable: {exc.strerror}", missing=exc.errno == errno.ENOENT) from None
 
 
 def read_agent_event(path: Path) -> AgentEvent:

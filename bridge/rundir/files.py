@@ -36,10 +36,10 @@ def _naming(exc: OSError, path: Path) -> OSError:
     return exc
 
 
-def write_atomic(path: Path, data: bytes, mode: int = PRIVATE_FILE) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = PRIVATE_FILE, sync: bool = True) -> None:
     """Write to a hidden temp file beside ``path`` and rename it in. On any failure (a full disk, a write cut
     short) the temp file is removed and the error raised, naming ``path``: nothing is left behind, and ``path``
-    is untouched."""
+    is untouched. Without ``sync`` nothing waits for the disk: for a cache whose reader checks what it reads."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -48,7 +48,8 @@ def write_atomic(path: Path, data: bytes, mode: int = PRIVATE_FILE) -> None:
     try:
         try:
             _write_all(fd, data)
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -58,7 +59,8 @@ def write_atomic(path: Path, data: bytes, mode: int = PRIVATE_FILE) -> None:
         if isinstance(exc, OSError):
             raise _naming(exc, path) from None
         raise
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -92,6 +94,31 @@ def private_dir(path: Path) -> Path:
             raise
     os.chmod(path, PRIVATE_DIR)
     return path
+
+
+class NotAFile(OSError):
+    """A link, a FIFO, a device or a folder where a regular file was expected."""
+
+
+def open_regular(path: str | Path) -> tuple[int, os.stat_result]:
+    """Open, for reading, a file someone else may have put there: a regular file only (never a link, a FIFO that
+    would block the reader, or a device). Returns the descriptor (the caller closes it) and its stat; raises
+    :class:`NotAFile`, or the OSError of opening it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotAFile(errno.ELOOP, "a symlink, not a file", str(path)) from None
+        raise
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise NotAFile(errno.EINVAL, "not a regular file", str(path))
+    return fd, st
 
 
 def tighten(path: Path) -> None:

@@ -115,6 +115,23 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        # Where this writer's last record ends, once the owner says how far it has read (:meth:`read_up_to`);
+        # ``foreign``: bytes it did not write came after that (another writer, a torn write it cut off).
+        self.end: int | None = None
+        self.foreign = False
+
+    def read_up_to(self, end: int) -> None:
+        """The owner has taken in every record before ``end``: what this writer appends follows on from there."""
+        self.end = end
+
+    def prefix(self) -> bytes | None:
+        """Every byte up to :attr:`end`, when nothing but this writer's own records came after what its owner
+        read (None otherwise: the owner's views are not the fold of the file)."""
+        with self._locked():
+            if self.end is None or self.foreign or os.fstat(self._fd).st_size != self.end:
+                self.foreign = self.foreign or self.end is not None
+                return None
+            return os.pread(self._fd, self.end, 0)
 
     def append(self, event: AnyEvent) -> AnyEvent:
         return self.append_all([event])[0]
@@ -127,11 +144,15 @@ class Ledger:
         data = b"".join(encode(record) + b"\n" for record in records)
         with self._locked():
             size = os.fstat(self._fd).st_size
+            if size != self.end:
+                self.foreign = self.foreign or self.end is not None
             repair = self._cut_fragment(size)
             if repair is not None:
                 size = repair.offset
                 data = encode(stamped(repair, ts)) + b"\n" + data
             self._write_whole(data, size)
+            if self.end is not None:
+                self.end = size + len(data)
         return records
 
     def repair(self) -> LedgerRepaired | None:
