@@ -85,12 +85,19 @@ def recall(run_dir: Path, ledger: Path, key: bytes | None) -> Recalled:
         if key is None:
             raise Unusable("not started by a keeper")
         end, covered, views = read_snapshot(run_dir, key, ledger, Views)
+        book = Book.restored(views.book)
     except Unusable as exc:
-        replay = read_ledger(ledger)
-        return Recalled(Book(), Protocol(), False, replay, list(replay.damaged), 0, exc.reason, exc.news)
+        return _whole(ledger, exc.reason, exc.news)
+    except Exception as exc:  # a snapshot of ours that cannot be restored must not stop the bridge
+        return _whole(ledger, f"cannot be restored ({type(exc).__name__}: {exc})", True)
     replay = read_ledger(ledger, end, covered.lines + 1)
-    return Recalled(Book.restored(views.book), views.protocol, views.protocol_started, replay,
-                    [*covered.damaged, *replay.damaged], covered.events)
+    return Recalled(book, views.protocol, views.protocol_started, replay, [*covered.damaged, *replay.damaged],
+                    covered.events)
+
+
+def _whole(ledger: Path, why_not: str, news: bool) -> Recalled:
+    replay = read_ledger(ledger)
+    return Recalled(Book(), Protocol(), False, replay, list(replay.damaged), 0, why_not, news)
 
 
 @dataclass
@@ -134,9 +141,10 @@ class Keeping:
         try:
             write_snapshot(self.run_dir, self.key, prefix, covered,
                            Views(record.book.shelved(), protocol, protocol_started))
-        except OSError as exc:
+        except Exception as exc:  # a cache that cannot be written (a full disk...) stops nothing
             self.retry_at = time.monotonic() + RETRY_S
-            problem = f"ledger snapshot not written: {exc.strerror or exc} (the ledger is not affected)"
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+            problem = f"ledger snapshot not written: {why} (the ledger is not affected)"
             if problem in self._said:
                 return ""
             self._said.add(problem)

@@ -466,3 +466,36 @@ def test_on_a_full_disk_the_snapshot_gives_way_to_the_ledger(tiny_disk: Path, fu
         started.record.add(received("after", 700, sender="human", to=("worker",)))
         last = read_ledger(ledger.path).events[-1]
         assert ledger.path.read_bytes().startswith(before) and isinstance(last, Received) and last.id == "after"
+
+
+# ---- a snapshot of ours that breaks: the bridge goes on from the whole ledger -----------------------------------
+
+
+def test_a_snapshot_that_cannot_be_restored_is_said_and_the_whole_ledger_read(
+        tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    kept(tmp_path, ledger, realistic())
+
+    def broken(shelf: object) -> Book:
+        raise KeyError("m0041")
+
+    monkeypatch.setattr(Book, "restored", staticmethod(broken))
+    again = start(tmp_path, ledger)
+    assert again.recalled.news and again.recalled.why_not == "cannot be restored (KeyError: 'm0041')"
+    assert again.recalled.covered == 0 and len(again.recalled.replay.events) == len(realistic())
+    assert encoded(again.record) == encoded(full_fold(tmp_path))
+
+
+def test_a_snapshot_that_cannot_be_made_stops_nothing(tmp_path: Path, ledger: Ledger,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger.append_all(realistic())
+    started = start(tmp_path, ledger)
+
+    def unencodable(*args: object) -> None:
+        raise TypeError("Encoding objects of type frozenset is unsupported")
+
+    monkeypatch.setattr("bridge.replay.write_snapshot", unencodable)
+    problem = started.keeping.keep(started.record, started.record.referee.protocol, True)
+    assert problem == ("ledger snapshot not written: Encoding objects of type frozenset is unsupported "
+                       "(the ledger is not affected)")
+    assert not snapshot_path(tmp_path).exists()
+    assert not started.keeping.due(started.record, 0, time.monotonic()), "tried again only after a while"
