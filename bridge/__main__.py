@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None, snapshot_key: bytes | None = None) -> in
     from bridge.relay import Bridge
     from bridge.rundir.manifest import InvalidManifest, read_manifest
 
+    if stop.asked:  # while the modules loaded: nothing is done yet
+        return 0
     try:
         manifest = read_manifest(run_dir)
     except InvalidManifest as exc:

@@ -72,16 +72,36 @@ def queued_reason(run: Run, msg_id: str, to: str) -> str:
     return ""
 
 
-def bridge_pane_shows(tmux: Tmux, run: Run, *texts: str) -> str:
-    """The bridge pane's screen once it shows every text: it prints after it writes the ledger, so poll."""
+def bridge_pane_shows(tmux: Tmux, run: Run, *texts: str, history: int = 0) -> str:
+    """The bridge pane's screen (with ``history`` lines of scrollback) once it shows every text: the bridge prints
+    after it writes the ledger, and tmux draws what it printed on its own clock, so poll."""
     from tests.conftest import wait_for
     pane = run.manifest.bridge_pane
 
     def screen() -> str | None:
-        shown = tmux.capture(pane)
+        shown = tmux.capture(pane, history=history)
         return shown if all(t in shown for t in texts) else None
 
     return wait_for(screen, what=f"the bridge pane to show {texts!r}")
+
+
+def settle(run: Run, role: str) -> Message:
+    """A last message to ``role`` (from its partner: nothing is mirrored), once delivered. The bridge delivers in
+    order and hears every hook event before it pastes, so by then whatever was owed to ``role``, pasted into it
+    or typed there before has reached it and been recorded: a count read afterwards is final, not early."""
+    from tests.conftest import wait_for
+
+    partner = "reviewer" if role == "worker" else "worker"
+    probe = send_message(run, partner, (role,), f"the last word to the {role}")
+    wait_for(lambda: delivered(run, probe.id, role), what=f"a last message to the {role}")
+    return probe
+
+
+def auto_summary_written(run: Run) -> bool:
+    """The bridge's own `pairloop summarize` (started on agreement) has finished: it says "wrote" last, after
+    PR_NOTES.md, PLAN.md and the report are written."""
+    log = run.dir / "on-agreement.log"
+    return log.exists() and "wrote " in log.read_text() and (run.dir / "PR_NOTES.md").exists()
 
 
 def bridge_pid(run: Run) -> int:

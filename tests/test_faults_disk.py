@@ -461,7 +461,9 @@ def test_a_full_disk_refuses_sends_cleanly_and_the_bridge_delivers_everything_on
     (status,) = json.loads(out)["runs"]
     assert "No space left on device" in status["problem"] and status["bridge"] == "running"
     assert "DISK: " in pairloop("status")[1]
-    assert "DISK: " in "".join(tmux_server.run("show-options", "-v", "-t", f"={run.session}:", "status-right"))
+    # The status line is set at the end of the pass that published the problem: a moment later.
+    wait_for(lambda: "DISK: " in "".join(tmux_server.run("show-options", "-v", "-t", f"={run.session}:",
+                                                         "status-right")), what="the status line to say DISK")
     code, out, _ = pairloop("log")
     assert out.count("waiting: not yet picked up by the bridge") == 2
     time.sleep(2.0)  # let it retry a few times (after 0.5 s, 1 s, 2 s …): still said once

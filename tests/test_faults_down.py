@@ -16,7 +16,15 @@ from pairloop.cli import cli
 from pairloop.runs.lifecycle import down_note
 from pairloop.runs.store import Run
 from tests.conftest import wait_for
-from tests.helpers import bridge_pid, delivered, ids_received, restart_bridge, run_without_tmux, start_sims
+from tests.helpers import (
+    bridge_pid,
+    delivered,
+    ids_received,
+    restart_bridge,
+    run_without_tmux,
+    settle,
+    start_sims,
+)
 
 WAITS = "the message waits in the outbox; it is relayed when the bridge is back (`pairloop resume`)"
 
@@ -62,7 +70,8 @@ def test_a_send_while_the_bridge_is_down_waits_in_the_outbox_and_is_delivered_on
 
     restart_bridge(tmux_server, run)
     wait_for(lambda: delivered(run, msg_id, "reviewer"), what="the waiting message delivered")
-    assert ids_received(run, "reviewer") == {msg_id: 1}
+    probe = settle(run, "reviewer")  # a second paste of it would have come before this one
+    assert ids_received(run, "reviewer") == {msg_id: 1, probe.id: 1}
     assert waiting_lines(run) == [] and waiting_json(run) == []
     code, _, err = pairloop("send", "--to", "reviewer", "and with the bridge back")
     assert (code, err) == (0, ""), "nothing to say when the bridge runs"

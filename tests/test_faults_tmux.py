@@ -13,6 +13,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bridge import Tmux, bridge_running
+from bridge.panes.delivery import unreaped, why_dead
 from pairloop.cli import cli
 from pairloop.runs.store import Run, load_run
 from tests.conftest import wait_for
@@ -20,14 +21,19 @@ from tests.helpers import bridge_pid, delivered, human_says, ledger, prompts, qu
 
 
 def stop_bridge(tmux: Tmux, run: Run) -> None:
-    """End the bridge by its pid (it leaves its pane dead, on screen) and wait until it is gone."""
+    """End the bridge by its pid (it leaves its pane dead, on screen) and wait until it is gone: asked to stop at
+    whatever point of its start, it exits 0 (one dead of a signal would be started again, not stopped)."""
     os.kill(bridge_pid(run), signal.SIGTERM)
     wait_for(lambda: not bridge_running(run.dir), what="the bridge to exit")
-    def pane_dead() -> bool:
-        info = tmux.pane_info(run.manifest.bridge_pane)
-        return info is not None and info.dead
 
-    wait_for(pane_dead, what="the bridge pane to show it exited")
+    def ended() -> str | None:
+        info = tmux.pane_info(run.manifest.bridge_pane)
+        if info is None or not info.dead:
+            return None
+        how = why_dead(unreaped(info))  # tmux may learn the exit status a moment after the pane's end
+        return None if how.startswith("no exit status") else how
+
+    assert wait_for(ended, what="the bridge pane to show it exited") == "status 0"
 
 
 def start_bridge(tmux: Tmux, run: Run) -> None:
@@ -88,6 +94,9 @@ def test_a_damaged_ledger_stops_nothing_and_every_view_names_the_line(tmux_serve
 
 def test_checking_liveness_never_disturbs_a_starting_bridge(tmux_server: Tmux, git_repo: Path) -> None:
     run = start_sims(tmux_server, git_repo)
+    # The bridges below run bare in the pane, with no keeper: the keeper's hook (start the pane again when a
+    # signal ended it) would hide a bridge that crashed instead of stopping.
+    tmux_server.run("set-hook", "-up", "-t", run.manifest.bridge_pane, "pane-died")
     stop = threading.Event()
     checks = [0]
 

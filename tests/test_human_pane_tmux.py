@@ -19,7 +19,7 @@ from bridge.panes.tmux import Tmux, TmuxError
 from bridge.rundir.message import Message
 from pairloop.runs.store import Run
 from tests.conftest import wait_for
-from tests.helpers import delivered, human_says, ledger, prompts, queued_reason, start_sims
+from tests.helpers import delivered, human_says, ledger, prompts, queued_reason, settle, start_sims
 
 pytestmark = pytest.mark.tmux
 BURST = 6
@@ -44,6 +44,8 @@ def assert_whole_and_once(run: Run, role: str, sent: list[Message]) -> None:
     """Each message delivered once, in one prompt with its body whole; no prompt the bridge did not paste; no
     human turn recorded."""
     wait_for(lambda: all(delivered(run, m.id, role) for m in sent), timeout=30, what="every message delivered")
+    # Then one more: a second paste of any of them, or a receipt taken for a human turn, comes before it.
+    settle(run, role)
     got = prompts(run, role)
     for msg in sent:
         carrying = [p for p in got if f"· id {msg.id} ·" in p]

@@ -20,7 +20,7 @@ from bridge.protocol.referee import Referee
 from bridge.rundir.message import Message, post
 from pairloop.runs.lifecycle import send_message
 from tests.conftest import wait_for
-from tests.helpers import delivered, ledger, start_sims
+from tests.helpers import bridge_pane_shows, delivered, ledger, start_sims
 
 LONG_AGO = ABANDONED_SECONDS + 60
 
@@ -124,4 +124,4 @@ def test_a_running_bridge_cleans_an_outbox_and_notes_it_in_the_ledger_and_its_lo
     assert rejected["file"] == "outbox/worker/.m-6.json.12345678.tmp" and "moved_to" not in rejected
     log = (run.dir / "bridge.log").read_text()
     assert "removed outbox/worker/.m-6.json.12345678.tmp: a hidden temp file nothing had written for" in log
-    assert "removed outbox/worker/.m-6.json.12345678.tmp" in tmux_server.capture(run.manifest.bridge_pane, 50)
+    bridge_pane_shows(tmux_server, run, "removed outbox/worker/.m-6.json.12345678.tmp", history=50)

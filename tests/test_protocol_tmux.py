@@ -11,7 +11,17 @@ from bridge.panes.envelope import parse
 from bridge.panes.tmux import Tmux
 from pairloop.runs.lifecycle import StartOptions, request_control, send_message
 from tests.conftest import wait_for
-from tests.helpers import book, bridge_pane_shows, delivered, human_says, ledger, prompts, queued_reason, start_sims
+from tests.helpers import (
+    book,
+    bridge_pane_shows,
+    delivered,
+    human_says,
+    ledger,
+    prompts,
+    queued_reason,
+    settle,
+    start_sims,
+)
 
 pytestmark = pytest.mark.tmux
 
@@ -136,6 +146,7 @@ def test_mirroring_can_be_turned_off(tmux_server: Tmux, git_repo: Path) -> None:
     wait_for(lambda: delivered(run, msg.id, "worker"), what="delivery")
     other = human_says(run, "reviewer", "and this only for you")
     wait_for(lambda: delivered(run, other.id, "reviewer"), what="delivery")
+    settle(run, "worker")  # a context mirrored from the second message would have reached the worker by now
     assert all("For context" not in p for p in prompts(run, "reviewer") + prompts(run, "worker"))
 
 

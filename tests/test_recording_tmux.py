@@ -20,7 +20,7 @@ from pairloop.replay import RESTORE
 from pairloop.runs.lifecycle import StartOptions
 from pairloop.runs.store import Run
 from tests.conftest import wait_for
-from tests.helpers import book, delivered, human_says, ledger, restart_bridge, start_sims
+from tests.helpers import book, delivered, human_says, ledger, restart_bridge, settle, start_sims
 
 pytestmark = pytest.mark.tmux
 
@@ -110,12 +110,13 @@ def test_a_sim_loop_is_recorded_in_both_panes_with_markers_at_its_events(tmux_se
         # Every delivery into this pane is marked, at the time the ledger gives it (a moment later at most).
         found = wait_for(partial(delivered_markers_written, run, role), what=f"{role}'s delivery markers")
         assert found and all(-1e-5 <= late < 0.5 for _, late in found), found
+        # A quiet pane's recorder looks at the ledger every second: the last marker comes that late at most. It
+        # writes them in the ledger's order, so once the agreement is marked every event before it is too.
+        wait_for(partial(marked, run, role, "run agreed"), timeout=5, what=f"the agreement marked in the {role}'s cast")
         labels = [m.data for m in cast_of(run, role).markers()]
         assert any(label.startswith("round 1 opened") for label in labels), labels
         assert any(label.startswith("verdict: changes by reviewer (round 1)") for label in labels), labels
         assert any(label.startswith("verdict: approve by reviewer (round 2)") for label in labels), labels
-        # A quiet pane's recorder looks at the ledger every second: the last marker comes that late at most.
-        wait_for(partial(marked, run, role, "run agreed"), timeout=5, what=f"the agreement marked in the {role}'s cast")
     # The panes' screens are in them: what the bridge pasted, and what each agent printed.
     assert "Add greet()" in output_of(cast_of(run, "worker"))
     assert "[pairloop]" in output_of(cast_of(run, "reviewer"))
@@ -150,11 +151,13 @@ def test_a_resize_is_recorded(tmux_server: Tmux, git_repo: Path) -> None:
     size = pane_size(tmux_server, pane)
     msg = human_says(run, "reviewer", "after the resize")
     wait_for(lambda: delivered(run, msg.id, "reviewer"), what="the delivery after the resize")
-    resized = wait_for(lambda: [e for e in cast_of(run, "reviewer").events if e.code == "r" and e.data == size],
-                       what=f"a resize to {size} in the reviewer's cast")
-    events = cast_of(run, "reviewer").events
-    at = events.index(resized[0])
-    assert any(e.code == "o" for e in events[at + 1:]), "the redraw at the new size comes after the resize"
+    def redrawn_after_the_resize() -> bool:
+        """The resize event, then output (the recorder writes them one after the other: poll for both)."""
+        events = cast_of(run, "reviewer").events
+        at = next((i for i, e in enumerate(events) if e.code == "r" and e.data == size), None)
+        return at is not None and any(e.code == "o" for e in events[at + 1:])
+
+    wait_for(redrawn_after_the_resize, what=f"a resize to {size} in the reviewer's cast, the redraw after it")
     assert cast_of(run, "reviewer").header.width != 61, "the header keeps the size the recording began with"
 
 
@@ -166,6 +169,7 @@ def test_a_bridge_restart_keeps_one_writer_and_one_clock(tmux_server: Tmux, git_
     wait_for(lambda: delivered(run, first.id, "worker"), what="a delivery")
     for _ in range(2):
         restart_bridge(tmux_server, run)
+    settle(run, "reviewer")  # the last bridge has looked at the recordings (before its first delivery)
     assert recorders(run) == before, "the running recorders were left alone: still one per pane"
     # The worker's pipe is closed (its recorder ends); the next bridge opens a new one, which goes on in the
     # same file, on the same clock.
@@ -229,9 +233,9 @@ def test_a_resumed_run_goes_on_recording_in_the_same_files_on_the_same_clock(tmu
     run = start_sims(tmux_server, git_repo)
     first = human_says(run, "worker", "before the server died")
     wait_for(lambda: delivered(run, first.id, "worker"), what="a delivery")
-    ended = {role: cast_of(run, role).events[-1].time for role in ("worker", "reviewer")}
     kill_server(tmux_server, run)
     wait_for(lambda: not recorders(run), what="the recorders to end with their server")
+    ended = {role: cast_of(run, role).events[-1].time for role in ("worker", "reviewer")}  # their last words
     resume_run(tmux_server, load_run(run.dir), env(QUIET))
     run = load_run(run.dir)
     wait_for(lambda: sorted(recorders(run)) == ["reviewer", "worker"], what="a recorder on each new pane")
@@ -239,13 +243,18 @@ def test_a_resumed_run_goes_on_recording_in_the_same_files_on_the_same_clock(tmu
     wait_for(lambda: delivered(run, later.id, "worker"), what="a delivery after the resume")
     wait_for(lambda: "after the resume" in output_of(cast_of(run, "worker")), what="it recorded")
     for role in ("worker", "reviewer"):
+        def banner_after_marker(role: str = role) -> bool:
+            """The new pane's first screen is recorded from its start: the new agent's banner follows the marker
+            (the reviewer's recorder, quiet since it started, may still be writing them)."""
+            events = cast_of(run, role).events
+            at = next((i for i, e in enumerate(events) if e.code == "m" and e.data == "recording resumed"), None)
+            return at is not None and "pairloop sim" in output_of(Cast(cast_of(run, role).header, events[at:]))
+
+        wait_for(banner_after_marker, what=f"the resumed recording of the {role}'s new pane")
         assert sum(isinstance(line, dict) for line in raw_lines(run, role)) == 1
         cast = check_format(run, role)
         resumed = [e for e in cast.events if e.code == "m" and e.data == "recording resumed"]
         assert len(resumed) == 1 and resumed[0].time >= ended[role]
-        # The new pane's first screen is recorded from its start: the new agent's banner follows the marker.
-        after = output_of(Cast(cast.header, cast.events[cast.events.index(resumed[0]):]))
-        assert "pairloop sim" in after, after[:300]
 
 
 def test_a_relaunched_agent_pane_goes_on_recording_through_the_same_pipe(tmux_server: Tmux, git_repo: Path) -> None:

@@ -15,7 +15,7 @@ from pairloop.runs.lifecycle import StartOptions, request_control
 from pairloop.runs.store import Run
 from pairloop.views import run_status, status_lines
 from tests.conftest import wait_for
-from tests.helpers import ledger, start_sims
+from tests.helpers import ledger, queued_reason, start_sims
 
 pytestmark = pytest.mark.tmux
 
@@ -72,7 +72,11 @@ def test_the_token_budget_pauses_the_relay_and_calls_the_human(tmux_server: Tmux
     assert "tokens: worker 5,000 · reviewer 5,000 · total 10,000 of the budget of 8,000" in text
     assert "relay PAUSED: 10,000 tokens used" in text
     wait_for(lambda: "tokens 10k/8k" in status_right(tmux_server, run), what="the tokens on the status line")
-    changes = next(e for e in ledger(run) if e["ev"] == "received" and e["kind"] == "changes")
+    # The reviewer's sim counts its turn's tokens before it sends its changes: they may arrive after the pause.
+    changes = wait_for(lambda: next((e for e in ledger(run) if e["ev"] == "received" and e["kind"] == "changes"),
+                                    None), what="the reviewer's changes recorded")
+    wait_for(lambda: queued_reason(run, str(changes["id"]), "worker").startswith("relay paused"),
+             what="the changes held by the pause")
     assert not any(e["ev"] == "delivered" and changes["id"] in e["ids"] for e in ledger(run))
 
     # The human lets it go on: as much again before the next stop, and the changes go out.
@@ -94,7 +98,7 @@ def test_a_usage_limit_on_an_agents_screen_holds_the_relay_until_the_human(tmux_
                         what="the usage limit on the worker's screen")
     assert (limit["role"], limit["source"]) == ("worker", "screen")
     assert limit["reason"].startswith("· ⚠ usage limit reached")
-    (paused,) = pauses(run, "usage limit")
+    (paused,) = wait_for(lambda: pauses(run, "usage limit"), what="the relay paused for it")  # the next record
     assert paused["reason"] == "the worker hit a usage or rate limit"
     (call,) = wait_for(lambda: notified(got, "usage-limit"), what="the notify command's call")
     assert (call["role"], call["run"]) == ("worker", run.id) and call["reason"].startswith("· ⚠ usage limit")

@@ -23,7 +23,7 @@ from pairloop.runs.lifecycle import StartOptions, send_message, stop_run
 from pairloop.runs.store import Run
 from pairloop.summary.summarize import summarize
 from tests.conftest import wait_for
-from tests.helpers import book, ledger, queued_reason, start_sims
+from tests.helpers import auto_summary_written, book, ledger, queued_reason, start_sims
 
 pytestmark = pytest.mark.tmux
 
@@ -53,12 +53,6 @@ def repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 def normalise(text: str, run: Run) -> str:
     return text.replace(run.id, "<run>").replace(str(run.manifest.repo), "<repo>")
-
-
-def auto_summary_written(run: Run) -> bool:
-    """The bridge's own `pairloop summarize` (started on agreement) has finished: it says "wrote" last."""
-    log = run.dir / "on-agreement.log"
-    return log.exists() and "wrote " in log.read_text() and (run.dir / "PR_NOTES.md").exists()
 
 
 def summarize_and_compare(run: Run, scenario: str) -> tuple[str, str]:

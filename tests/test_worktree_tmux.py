@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -22,7 +23,7 @@ from pairloop.listing import TMUX_TIMEOUT
 from pairloop.runs.lifecycle import StartOptions
 from pairloop.runs.store import Run, load_run
 from tests.conftest import make_repo, wait_for
-from tests.helpers import book, delivered, prompts, start_sims
+from tests.helpers import auto_summary_written, book, delivered, prompts, start_sims
 from tests.test_worktree import checkout_state, fake_run
 
 pytestmark = pytest.mark.tmux
@@ -52,7 +53,8 @@ def test_three_pairs_in_one_repository_each_in_its_own_worktree(tmux_server: Tmu
     runs = [first] + [start_sims(tmux_server, git_repo, f"Add greet(), {n}", StartOptions("sim", "sim", worktree=True),
                                  **PAIR, GIT_AUTHOR_NAME=f"pair {n}") for n in ("two", "three")]
     wait_for(lambda: all(agreed(r) for r in runs), timeout=120, what="all three pairs to agree")
-    wait_for(lambda: all((r.dir / "PR_NOTES.md").exists() for r in runs), timeout=60, what="the three summaries")
+    # Finished, not only begun: the summary writes PR_NOTES.md first and PLAN.md (checked below) after it.
+    wait_for(lambda: all(auto_summary_written(r) for r in runs), timeout=60, what="the three summaries")
 
     # The user's checkout: their own changes and nothing else; the same index, branch and HEAD.
     status, index, branch, head = checkout_state(git_repo)
@@ -78,9 +80,16 @@ def test_three_pairs_in_one_repository_each_in_its_own_worktree(tmux_server: Tmu
     assert len(heads) == 6, "no commit is shared between the pairs"
 
     # `pairloop ls`: every run, with its repository, branch, agents, round, and that it waits for the human.
-    listed = CliRunner().invoke(cli, ["ls", "--json"])
-    assert listed.exit_code == 0, listed.output
-    records = {r["id"]: r for r in json.loads(listed.stdout)["runs"]}
+    def listed_ready() -> dict[str, dict[str, Any]] | None:
+        """`ls --json`'s runs once every agent is back at its prompt (the last "done" is still being read when
+        the pair agrees: the agents' states come from their screens)."""
+        listed = CliRunner().invoke(cli, ["ls", "--json"])
+        assert listed.exit_code == 0, listed.output
+        found = {r["id"]: r for r in json.loads(listed.stdout)["runs"]}
+        states = [a["state"] for r in found.values() for a in r["agents"].values()]
+        return found if states and all(state == "ready" for state in states) else None
+
+    records = wait_for(listed_ready, what="every agent of the three pairs ready")
     assert set(records) == {r.id for r in runs}
     for run in runs:
         r = records[run.id]
