@@ -41,6 +41,7 @@ from bridge.rundir.events import AnyEvent, BridgeState, Received
 from bridge.rundir.ledger import Ledger, LedgerWriteError, ledger_path
 from bridge.rundir.manifest import mailbox_of, read_manifest, targets
 from bridge.verify import Verifier
+from bridge.wakeup import wake_on_signals
 
 BridgeBusy = lock.BridgeBusy
 
@@ -125,10 +126,18 @@ class Bridge:
                          "deliver")
 
     def run(self) -> int:
-        from bridge.inbox.watcher import start_watching
-
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # first: a stop asked during start is a stop
             signal.signal(sig, self._on_signal)
+        unwake = wake_on_signals(self.wake)
+        try:
+            self._run()
+        finally:
+            unwake()
+        return 0
+
+    def _run(self) -> None:
+        from bridge.inbox.watcher import start_watching
+
         self.start()
         self.keep_recording()
         observer, kind = start_watching(self.intake.watched(), self.wake)
@@ -156,7 +165,6 @@ class Bridge:
                 publish_problem(self.tmux, self.manifest.tmux.session, "")
             self.record.ledger.close()
             self.report.close()
-        return 0
 
     def keep_recording(self) -> None:
         """Every live agent pane is recorded: after a restart, a resume, a relaunched agent (bridge.recording)."""
@@ -165,8 +173,7 @@ class Bridge:
             self.report.line(f"recording the {' and '.join(opened)} pane{'s' if len(opened) > 1 else ''}")
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.stopping = True
-        self.wake.set()
+        self.stopping = True  # the loop is woken through the signal's wake-up pipe (bridge.wakeup), not from here
 
     def next_timeout(self) -> float:
         now = time.monotonic()
