@@ -126,6 +126,11 @@ class Book:
         """Messages still owed to ``recipient``, oldest first."""
         return list(self._owed.get(recipient, {}).values())
 
+    def oldest_owed(self, recipient: str) -> int | None:
+        """The seq of the oldest message still owed to ``recipient`` (None when nothing is)."""
+        entry = next(iter(self._owed.get(recipient, {}).values()), None)
+        return entry.seq if entry is not None else None
+
     def owed(self, recipient: str) -> int:
         return len(self._owed.get(recipient, {}))
 

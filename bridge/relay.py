@@ -33,9 +33,7 @@ from bridge.record import Record
 from bridge.recording.pipes import record_panes
 from bridge.replay import Keeping, collector_paused, fold, recall
 from bridge.report import Reporter, describe
-from bridge.router import (
-    HOUSEKEEPING_SECONDS,
-)
+from bridge.router import HOUSEKEEPING_SECONDS, serving_order
 from bridge.rundir import lock
 from bridge.rundir.events import AnyEvent, BridgeState, Received
 from bridge.rundir.ledger import Ledger, LedgerWriteError, ledger_path
@@ -211,7 +209,7 @@ class Bridge:
         self.hear_agents()
         self.watch_spending()
         self.check_gates()
-        for role in self.targets:
+        for role in serving_order({role: self.book.oldest_owed(role) for role in self.targets}):
             self.carry_out(self.courier.serve(role))
         self.courier.deliver_to_human()
         self.take_stock()

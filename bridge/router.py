@@ -152,6 +152,14 @@ def route(s: Situation) -> Decision:
     return Deliver(tuple(o.id for o in s.owed))
 
 
+def serving_order(oldest: dict[str, int | None]) -> list[str]:
+    """The targets in the order to serve them in a pass: the one whose oldest owed message came first goes first,
+    those owed nothing last (in their own order). Each delivery waits for its receipt, so a message's addressee
+    must not wait behind the context copy the bridge posted to the partner after it."""
+    order = list(oldest)
+    return sorted(order, key=lambda role: (oldest[role] is None, oldest[role] or 0, order.index(role)))
+
+
 def _hold(s: Situation, reason: str) -> Hold:
     """Look again soon, backing off while the reason stays the same."""
     misses = s.schedule.misses + 1 if reason == s.schedule.reason else 1

@@ -140,6 +140,18 @@ def test_what_the_human_tells_one_agent_is_mirrored_to_the_other(tmux_server: Tm
              what="a human turn typed into one pane mirrored to the other")
 
 
+def test_the_addressee_gets_the_message_before_the_partner_gets_its_context(tmux_server: Tmux,
+                                                                           git_repo: Path) -> None:
+    """Each paste waits for its receipt, so the order of pastes is the order of the wait: the message's own
+    recipient first, then the context copy posted for the partner after it (whichever role the message is for)."""
+    run = start_sims(tmux_server, git_repo)
+    for to, partner in (("reviewer", "worker"), ("worker", "reviewer")):
+        msg = human_says(run, to, f"for the {to} first")
+        wait_for(lambda: delivered(run, f"{msg.id}-context", partner), what="the mirrored context")  # noqa: B023
+        pastes = [(e["to"], e["ids"]) for e in ledger(run) if e["ev"] == "delivering"]
+        assert pastes.index((to, [msg.id])) < pastes.index((partner, [f"{msg.id}-context"]))
+
+
 def test_mirroring_can_be_turned_off(tmux_server: Tmux, git_repo: Path) -> None:
     run = start_sims(tmux_server, git_repo, options=StartOptions("sim", "sim", mirror=False))
     msg = human_says(run, "worker", "only for you")

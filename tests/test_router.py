@@ -28,6 +28,7 @@ from bridge.router import (
     inflight_outcome,
     proves_our_paste,
     route,
+    serving_order,
 )
 from pairloop.agents.claude import CLAUDE_RULES
 from tests.typed_events import entry, paste_of
@@ -314,3 +315,12 @@ def test_after_a_restart_our_paste_still_in_the_box_is_neither_seen_nor_lost() -
 def test_after_a_restart_a_copy_of_a_settled_paste_is_not_ours() -> None:
     """The latest paste went through before; the one now in flight is another's: the box is the human's."""
     assert inflight_outcome(["c"], Reading(DRAFT, draft=HEAD_A), "", PASTE_A) == ([], ["c"])
+
+
+def test_the_target_whose_oldest_owed_message_came_first_is_served_first() -> None:
+    # A human's message to the reviewer (seq 7) and the context copy posted after it to the worker (seq 8): the
+    # addressee first, whatever the targets' own order.
+    assert serving_order({"worker": 8, "reviewer": 7}) == ["reviewer", "worker"]
+    assert serving_order({"worker": 3, "reviewer": 7}) == ["worker", "reviewer"]
+    assert serving_order({"worker": None, "reviewer": 7}) == ["reviewer", "worker"], "owed nothing: last"
+    assert serving_order({"worker": None, "reviewer": None}) == ["worker", "reviewer"], "their own order"
