@@ -102,8 +102,7 @@ class Bridge:
             fold(self.record, recalled.replay.events)
         ledger.read_up_to(recalled.replay.end)
         self.intake.seen.update(self.book.human_turns)  # heard already: never recorded twice
-        self.keeping = Keeping(self.run_dir, self.snapshot_key, recalled.covered + self.record.learned,
-                               self.record.learned, recalled.damaged, recalled.covered)
+        self.keeping = Keeping(self.run_dir, self.snapshot_key, recalled.covered, recalled.damaged)
         if repaired is not None:
             self.report.line(f"ledger: cut off {repaired.cut_bytes} bytes of an unfinished line at offset "
                              f"{repaired.offset} (a write cut short)")

@@ -102,19 +102,21 @@ def _whole(ledger: Path, why_not: str, news: bool) -> Recalled:
 
 @dataclass
 class Keeping:
-    """When the next snapshot is due, and writing it. ``events``: the events the views held at start (the
-    snapshot's and those folded after it), when the record had learnt ``learnt_at_start``."""
+    """When the next snapshot is due, and writing it. ``covered``: the events the snapshot the views began from
+    holds (0 without one); with what the record has learnt since, the events the views hold now."""
 
     run_dir: Path
     key: bytes | None
-    events: int
-    learnt_at_start: int
+    covered: int
     damaged: list[Damaged]
-    saved_events: int  # events the last snapshot covers
+    saved_events: int = field(init=False)  # events the last snapshot covers
     due_since: float | None = None
     retry_at: float = 0.0  # after a write failed (a full disk): not before then
     written: int = 0  # snapshots this bridge wrote
     _said: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.saved_events = self.covered
 
     def due(self, record: Record, owed: int, now: float) -> bool:
         """Enough events came since the last snapshot, and either nothing is owed or it has waited long enough."""
@@ -128,7 +130,7 @@ class Keeping:
         return owed == 0 or now - self.due_since >= PATIENCE_S
 
     def events_now(self, record: Record) -> int:
-        return self.events + record.learned - self.learnt_at_start
+        return self.covered + record.learned
 
     def keep(self, record: Record, protocol: Protocol, protocol_started: bool) -> str:
         """Write the snapshot of the views as they are now; a failure (a full disk) is news once per reason."""

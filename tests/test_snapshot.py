@@ -99,8 +99,7 @@ def start(run_dir: Path, ledger: Ledger, key: bytes | None = KEY) -> Started:
     record = Record(ledger, recalled.book, referee)
     fold(record, recalled.replay.events)
     ledger.read_up_to(recalled.replay.end)
-    keeping = Keeping(run_dir, key, recalled.covered + record.learned, record.learned, recalled.damaged,
-                      recalled.covered)
+    keeping = Keeping(run_dir, key, recalled.covered, recalled.damaged)
     return Started(record, recalled, keeping)
 
 
@@ -350,7 +349,7 @@ def keeping_on(run_dir: Path, ledger: Ledger, saved: int = 0) -> tuple[Record, K
     """A bridge's record on an empty ledger it has read, whose last snapshot covered ``saved`` events."""
     ledger.read_up_to(0)
     record = Record(ledger, Book(), Referee(manifest(run_dir), run_dir))
-    return record, Keeping(run_dir, KEY, saved, 0, [], saved)
+    return record, Keeping(run_dir, KEY, saved, [])
 
 
 def test_due_after_a_thousand_events_then_an_eighth_of_the_history(tmp_path: Path, ledger: Ledger) -> None:
